@@ -562,3 +562,25 @@ fn http_get(port: u16, path: &str) -> String {
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+#[test]
+fn scripts_pass_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: shellcheck is not installed here; scripts not linted");
+        return;
+    }
+    let out = Command::new("shellcheck")
+        .arg(script("install.sh"))
+        .arg(script("uninstall.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck found problems:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
