@@ -123,8 +123,7 @@ fn throughput(args: &Args, root: &Path) -> io::Result<f64> {
             .collect();
         workers
             .into_iter()
-            .map(|worker| worker.join().expect("a spawner thread never panics"))
-            .collect::<io::Result<()>>()
+            .try_for_each(|worker| worker.join().expect("a spawner thread never panics"))
     })?;
     Ok(began.elapsed().as_secs_f64())
 }
