@@ -59,13 +59,22 @@ export function formatTime(date) {
   return `${day} ${clock}`;
 }
 
-export function timeElement(date, testid) {
+// Today's times show the clock only; older ones the day and minute.
+export function formatShortTime(date) {
+  const full = formatTime(date);
+  if (!full) return '';
+  return formatTime(new Date()).slice(0, 10) === full.slice(0, 10) ? full.slice(11) : full.slice(0, 16);
+}
+
+export function timeElement(date, testid, short = false) {
   if (!date) return h('span', { testid, class: 'muted' }, '—');
-  return h('time', { datetime: date.toISOString(), title: date.toISOString(), testid }, formatTime(date));
+  const text = short ? formatShortTime(date) : formatTime(date);
+  return h('time', { datetime: date.toISOString(), title: date.toISOString(), testid }, text);
 }
 
 export function formatDuration(ms) {
   if (ms < 0) ms = 0;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return ms < 10000 ? `${(ms / 1000).toFixed(1)} s` : `${s} s`;
   const m = Math.floor(s / 60);

@@ -4,6 +4,8 @@ import { AnsiRenderer } from './ansi.js';
 import { api, logUrl, readStream } from './api.js';
 import { breadcrumb, durationElement, h, isFinished, statusBadge, timeElement, times } from './dom.js';
 
+const FRAME_CHARS = 128 * 1024;
+
 export function executionView(root, { jobId, executionId }) {
   const aborter = new AbortController();
   const signal = aborter.signal;
@@ -84,23 +86,47 @@ export function executionView(root, { jobId, executionId }) {
   let offset = 0; // bytes received, to resume a dropped stream where it stopped
   let pending = '';
   let frameQueued = false;
+  // The log is a series of blocks, one per frame that added text. Each block
+  // but the last ends with a newline, so appending never re-lays out the text
+  // already shown; the last block holds the line still being written.
+  let tail = newBlock();
+
+  function newBlock() {
+    const block = h('span', { class: 'log-block' });
+    log.append(block);
+    return block;
+  }
 
   function receive(bytes) {
     offset += bytes.length;
     pending += decoder.decode(bytes, { stream: true });
-    if (!frameQueued) {
+    queueFlush();
+  }
+
+  function queueFlush() {
+    if (!frameQueued && pending) {
       frameQueued = true;
       requestAnimationFrame(flush);
     }
   }
 
-  // Appends what arrived since the last frame; the text already shown is never touched.
+  // Appends up to FRAME_CHARS of what arrived, leaving the rest to the next frames
+  // so that a multi-megabyte log never freezes the page.
   function flush() {
     frameQueued = false;
-    if (!pending) return;
-    log.append(renderer.render(pending));
-    pending = '';
+    let text = pending.slice(0, FRAME_CHARS);
+    pending = pending.slice(text.length);
+    const lastNewline = text.lastIndexOf('\n');
+    if (lastNewline === -1) {
+      tail.append(renderer.render(text));
+    } else {
+      tail.append(renderer.render(text.slice(0, lastNewline + 1)));
+      text = text.slice(lastNewline + 1);
+      tail = newBlock();
+      if (text) tail.append(renderer.render(text));
+    }
     if (follow.checked) scrollToEnd();
+    queueFlush();
   }
 
   function scrollToEnd() {
@@ -141,7 +167,7 @@ export function executionView(root, { jobId, executionId }) {
       if (signal.aborted) return;
     }
     pending += decoder.decode();
-    flush();
+    queueFlush();
     logState.textContent = formatBytes(offset);
   }
 

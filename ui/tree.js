@@ -78,7 +78,7 @@ export function treeView(root) {
     else parts.push(statusBadge(last ? last.status : null, 'job-status'));
     if (last) {
       const { created, started } = times(last);
-      parts.push(timeElement(started || created, 'job-time'));
+      parts.push(timeElement(started || created, 'job-time', true));
     }
     node.info.replaceChildren(...parts);
   }

@@ -192,7 +192,7 @@ test('ANSI colours are rendered and markup in a log stays text', async (t) => {
   await page.goto(`${daemon.url}#/job/colours/execution/1`);
   await page.locator(testid('log')).getByText('not bold', { exact: false }).waitFor();
   const styles = await page.locator(testid('log')).evaluate((log) => {
-    const spans = Object.fromEntries([...log.querySelectorAll('span')].map((s) => {
+    const spans = Object.fromEntries([...log.querySelectorAll('span:not(.log-block)')].map((s) => {
       const style = getComputedStyle(s);
       return [s.textContent, { color: style.color, background: style.backgroundColor, weight: style.fontWeight }];
     }));
