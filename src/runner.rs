@@ -619,6 +619,12 @@ fn environment(
             paths.root().to_string_lossy().into_owned(),
         ),
         ("SERVITOR_JOB".to_owned(), job.to_string()),
+        // So that `pwd` shows the job's directory as seen under config/jobs,
+        // even when it is reached through a link.
+        (
+            "PWD".to_owned(),
+            paths.job_dir(job).to_string_lossy().into_owned(),
+        ),
         ("SERVITOR_JOB_EXECUTION".to_owned(), exec.to_string()),
     ];
     vars.extend(inputs.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -1,0 +1,10 @@
+//! Integration tests: the real `servitor` binary on temp working directories,
+//! over its real socket, running real shell scripts. One file per area.
+
+mod harness;
+
+mod api;
+mod daemon;
+mod discovery;
+mod executions;
+mod state;
