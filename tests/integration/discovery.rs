@@ -127,3 +127,63 @@ async fn a_broken_input_spec_shows_an_error_and_refuses_to_run() {
     assert_eq!(err.to_string(), error);
     assert!(!daemon.path().join("state/jobs/broken").exists());
 }
+
+#[tokio::test]
+async fn the_example_working_directory_has_the_documented_jobs() {
+    let daemon = TestDaemon::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("example");
+    // Serve a copy, so the test never writes state into the repository.
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(example.join("config"))
+        .arg(example.join("shared-jobs"))
+        .arg(daemon.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let daemon = daemon.start().await;
+    let jobs = daemon.client().jobs().await.unwrap();
+    assert_eq!(
+        ids(&jobs),
+        [
+            "cleanup",
+            "greet",
+            "hello",
+            "projects/website/deploy",
+            "tools/colours",
+            "tools/fails",
+            "tools/long"
+        ]
+    );
+    let greet = jobs
+        .iter()
+        .find(|job| job.job_id.as_str() == "greet")
+        .unwrap();
+    assert!(greet.error.is_none());
+    let names: Vec<_> = greet
+        .input_spec
+        .0
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(names, ["name", "language", "note"]);
+
+    let client = daemon.client();
+    let exec = client.run("cleanup", &[]).await.unwrap();
+    assert!(
+        daemon.wait_finished("cleanup", exec).await.status
+            == servitor::store::ExecutionStatus::Success
+    );
+    let exec = client
+        .run("greet", &[("name".into(), "Ada".into())])
+        .await
+        .unwrap();
+    daemon.wait_finished("greet", exec).await;
+    assert_eq!(
+        daemon.log("greet", exec).await,
+        b"Hello, Ada!\nGreeting language: english\n"
+    );
+    let exec = client.run("tools/fails", &[]).await.unwrap();
+    let failed = daemon.wait_finished("tools/fails", exec).await;
+    assert_eq!(failed.result.unwrap().exit_code, 3);
+}
