@@ -7,4 +7,5 @@ mod api;
 mod daemon;
 mod discovery;
 mod executions;
+mod openapi;
 mod state;
