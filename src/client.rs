@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
+use crate::events::Event;
 use crate::jobs::Job;
 use crate::store::{Execution, ExecutionId};
 
@@ -268,5 +269,118 @@ impl Client {
     /// The event stream, as a response whose body yields JSON lines.
     pub async fn events(&self) -> Result<Response<Incoming>, ClientError> {
         self.send(Method::GET, "/api/events").await
+    }
+
+    /// The newest execution of `job`, if it has any.
+    pub async fn latest_execution(&self, job: &str) -> Result<Option<Execution>, ClientError> {
+        Ok(self
+            .executions(job, Some(1), None)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The log from `offset`, chunk by chunk as the daemon sends it; the stream
+    /// ends when the execution has finished (or the daemon shuts down).
+    pub async fn log_stream(
+        &self,
+        job: &str,
+        exec: ExecutionId,
+        offset: u64,
+    ) -> Result<ByteStream, ClientError> {
+        Ok(ByteStream {
+            body: self.log(job, exec, offset).await?.into_body(),
+        })
+    }
+
+    /// The event stream, line by line.
+    pub async fn event_stream(&self) -> Result<EventStream, ClientError> {
+        Ok(EventStream {
+            bytes: ByteStream {
+                body: self.events().await?.into_body(),
+            },
+            buffer: Vec::new(),
+        })
+    }
+}
+
+/// A response body read chunk by chunk, as the daemon writes it.
+pub struct ByteStream {
+    body: Incoming,
+}
+
+impl ByteStream {
+    /// The next chunk, or `None` once the daemon has ended the response.
+    /// Cancel-safe: dropping the future loses no bytes.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        while let Some(frame) = self.body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `/api/events` split into its JSON lines.
+pub struct EventStream {
+    bytes: ByteStream,
+    buffer: Vec<u8>,
+}
+
+/// One line of the event stream, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventLine {
+    Event(Event),
+    /// The daemon dropped `count` events because this listener fell behind.
+    Lost {
+        count: u64,
+    },
+    /// A line this version does not know; scripts still get it raw.
+    Unknown,
+}
+
+impl EventStream {
+    /// The next line (without its newline), or `None` when the stream ends.
+    pub async fn next_line(&mut self) -> Result<Option<String>, ClientError> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&byte| byte == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).take(end).collect();
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            match self.bytes.next_chunk().await? {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => {
+                    let line = std::mem::take(&mut self.buffer);
+                    return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+                }
+            }
+        }
+    }
+}
+
+/// Decodes one line of the event stream.
+pub fn decode_event(line: &str) -> EventLine {
+    #[derive(serde::Deserialize)]
+    struct Lost {
+        count: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Other {
+        id: String,
+        payload: serde_json::Value,
+    }
+    if let Ok(event) = serde_json::from_str::<Event>(line) {
+        return EventLine::Event(event);
+    }
+    match serde_json::from_str::<Other>(line) {
+        Ok(other) if other.id == "events_lost" => serde_json::from_value::<Lost>(other.payload)
+            .map_or(EventLine::Unknown, |lost| EventLine::Lost {
+                count: lost.count,
+            }),
+        _ => EventLine::Unknown,
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod jobs;
+pub mod output;
 pub mod paths;
 pub mod runner;
 pub mod store;
