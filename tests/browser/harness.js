@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -221,6 +222,58 @@ export async function waitForText(page, selector, expected, timeout = TIMEOUT) {
     const actual = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '(no element)');
     throw new Error(`waiting for ${selector} to read ${expected}: ${err.message.split('\n')[0]}; it reads ${JSON.stringify(actual)}`);
   }
+}
+
+// A reverse proxy serving the daemon under `prefix` (like "/servitor/"), as a
+// web server in front of it would. With `dropFirstLog`, the first log stream
+// is cut after its first chunk, as a flaky network would.
+// `seen` lists the URLs asked for.
+export async function startProxy(t, daemon, prefix, { dropFirstLog = false } = {}) {
+  const seen = [];
+  const eventStreams = new Set();
+  let dropped = false;
+  const server = http.createServer((req, res) => {
+    seen.push(req.url);
+    if (!req.url.startsWith(prefix)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const target = new URL(req.url.slice(prefix.length), daemon.url);
+    const upstream = http.request(target, { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      res.flushHeaders();
+      if (dropFirstLog && !dropped && req.url.includes('/logs/get')) {
+        answer.once('data', (chunk) => {
+          dropped = true;
+          res.write(chunk, () => {
+            res.destroy();
+            answer.destroy();
+          });
+        });
+        return;
+      }
+      if (req.url.includes('/api/events')) {
+        eventStreams.add(res);
+        res.on('close', () => eventStreams.delete(res));
+      }
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return {
+    url: `http://127.0.0.1:${server.address().port}${prefix}`,
+    seen,
+    // Cuts every open event stream, as a restarting proxy would.
+    dropEventStreams() {
+      for (const res of eventStreams) res.destroy();
+    },
+  };
 }
 
 export const testid = (id) => `[data-testid="${id}"]`;

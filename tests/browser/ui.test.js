@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { eventually, setup, testid, waitForText } from './harness.js';
+import { eventually, setup, startProxy, testid, waitForText } from './harness.js';
 
 const row = (jobId) => `${testid('job-row')}[data-job-id="${jobId}"]`;
 const executionRow = (id) => `${testid('execution-row')}[data-execution-id="${id}"]`;
@@ -76,6 +76,11 @@ test('the tree lists jobs in nested folders and updates from events', async (t) 
   await page.goBack();
   await page.locator(row('hello')).waitFor();
   assert.equal(browser.requests.filter((url) => url.includes('/api/events')).length, 1);
+
+  // A job whose input spec is broken says why and cannot be run.
+  await page.locator(`${row('broken')} ${testid('job-link')}`).click();
+  await waitForText(page, testid('job-error'), /\S/);
+  assert.equal(await page.locator(testid('run-button')).isDisabled(), true);
   assert.deepEqual(browser.errors, []);
 });
 
@@ -291,5 +296,48 @@ test('executions are paginated, newest first', async (t) => {
   assert.deepEqual(await ids(), Array.from({ length: total }, (_, i) => total - i));
   await page.locator(testid('older-button')).waitFor({ state: 'hidden' });
   assert.ok(browser.requests.some((url) => /executions\/get_list\?.*limit=50/.test(url)));
+  assert.deepEqual(browser.errors, []);
+});
+
+test('behind a proxy under a sub-path, a dropped log stream resumes where it stopped', async (t) => {
+  const run = [
+    '#!/bin/sh',
+    'echo "part one"',
+    'i=0',
+    'while [ ! -e "$SERVITOR_ROOT/release" ] && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done',
+    'echo "part two"',
+  ].join('\n');
+  const { daemon, browser, page } = await setup(t, { 'ops/resume': { run } });
+  const proxy = await startProxy(t, daemon, '/servitor/', { dropFirstLog: true });
+
+  await page.goto(`${proxy.url}#/job/ops/resume`);
+  await page.click(testid('run-button'));
+  await page.waitForURL(/#\/job\/ops\/resume\/execution\/1$/);
+  await page.locator(testid('log')).getByText('part one').waitFor();
+  // The first stream was cut; the next one asks for the bytes after those received.
+  const logRequests = () => proxy.seen.filter((url) => url.includes('/logs/get'));
+  await eventually('a log request resuming at offset 9', () =>
+    logRequests().some((url) => /[?&]offset=9(&|$)/.test(url))).catch((err) => {
+    throw new Error(`${err.message}; log requests: ${logRequests().join(' ')}`);
+  });
+  fs.writeFileSync(path.join(daemon.wd, 'release'), '');
+  await waitForText(page, testid('execution-status'), 'success');
+  await page.waitForFunction((sel) => document.querySelector(sel).textContent === 'part one\npart two\n', testid('log'));
+  assert.ok(proxy.seen.includes('/servitor/api/events'));
+
+  // When the event stream drops, the page connects again and catches up.
+  await page.goto(`${proxy.url}#/`);
+  await waitForText(page, `${row('ops/resume')} ${testid('job-status')}`, 'success');
+  await waitForText(page, testid('connection-state'), 'live');
+  proxy.dropEventStreams();
+  await waitForText(page, testid('connection-state'), 'reconnecting…');
+  await waitForText(page, testid('connection-state'), 'live');
+  fs.rmSync(path.join(daemon.wd, 'release'));
+  await daemon.run('ops/resume');
+  await waitForText(page, `${row('ops/resume')} ${testid('job-status')}`, 'running');
+  fs.writeFileSync(path.join(daemon.wd, 'release'), '');
+  await waitForText(page, `${row('ops/resume')} ${testid('job-status')}`, 'success');
+  assert.equal(proxy.seen.filter((url) => url === '/servitor/api/events').length, 2);
+  assert.deepEqual(proxy.seen.filter((url) => !url.startsWith('/servitor/')), []);
   assert.deepEqual(browser.errors, []);
 });
