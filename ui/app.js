@@ -13,7 +13,7 @@ const main = document.getElementById('main');
 const connection = document.getElementById('connection');
 let current = null;
 
-export function parseRoute(hash) {
+function parseRoute(hash) {
   const path = hash.replace(/^#\/?/, '');
   if (!path.startsWith('job/')) return { view: 'tree' };
   const decode = (s) => s.split('/').filter(Boolean).map(decodeURIComponent).join('/');

@@ -33,6 +33,7 @@ export function executionView(root, { jobId, executionId }) {
     details);
 
   let execution = null;
+  let announced = false; // an event arrived before the first read finished
 
   function show(ex) {
     execution = ex;
@@ -181,16 +182,17 @@ export function executionView(root, { jobId, executionId }) {
       return;
     }
     root.append(logSection);
+    if (announced) refresh();
     streamLog();
   })();
 
   return {
     onEvent(event) {
-      if (!execution) return;
       const p = event.payload;
       if (event.id === 'resync' ||
         (event.id === 'job_execution_status_changed' && p && p.job_id === jobId && String(p.execution_id) === executionId)) {
-        refresh();
+        if (execution) refresh();
+        else announced = true;
       }
     },
     destroy: () => aborter.abort(),

@@ -17,6 +17,7 @@ export function jobView(root, { jobId }) {
   let tbody = null;
   let olderButton = null;
   let ready = false;
+  const early = new Set(); // executions announced while the first page was loading
 
   async function load() {
     let job;
@@ -46,8 +47,14 @@ export function jobView(root, { jobId }) {
       h('p', { class: 'muted', testid: 'no-executions', hidden: true }, 'This job has not run yet.'),
       olderButton,
     );
-    await loadPage(undefined);
+    try {
+      await loadPage(undefined);
+    } catch (err) {
+      if (err.name !== 'AbortError') body.append(h('p', { class: 'error', role: 'alert' }, `Could not load executions: ${err.message}`));
+      return;
+    }
     ready = true;
+    for (const id of early) refreshExecution(id);
   }
 
   function runForm(job) {
@@ -153,10 +160,12 @@ export function jobView(root, { jobId }) {
   load();
   return {
     onEvent(event) {
-      if (!ready) return;
-      if (event.id === 'resync') resync();
-      else if (event.id === 'job_execution_status_changed' && event.payload && event.payload.job_id === jobId) {
-        refreshExecution(String(event.payload.execution_id));
+      if (event.id === 'resync') {
+        if (ready) resync();
+      } else if (event.id === 'job_execution_status_changed' && event.payload && event.payload.job_id === jobId) {
+        const id = String(event.payload.execution_id);
+        if (ready) refreshExecution(id);
+        else early.add(id);
       }
     },
     destroy: () => aborter.abort(),

@@ -30,17 +30,32 @@ export function treeView(root) {
   const nodes = new Map(); // job_id -> node holding a job
   const refreshing = new Map(); // job_id -> whether another refresh is wanted
 
+  let loading = false;
+  let reloadWanted = false;
+
+  // Reads the whole list; calls made while a read is under way coalesce into one more.
   async function load() {
+    if (loading) {
+      reloadWanted = true;
+      return;
+    }
+    loading = true;
     try {
-      const jobs = await api.jobs(aborter.signal);
-      top = buildTree(jobs);
-      nodes.clear();
-      list.replaceChildren(...sorted(top).map(renderNode));
-      applyVisibility();
+      do {
+        reloadWanted = false;
+        const jobs = await api.jobs(aborter.signal);
+        top = buildTree(jobs);
+        nodes.clear();
+        list.replaceChildren(...sorted(top).map(renderNode));
+        message.hidden = true;
+        applyVisibility();
+      } while (reloadWanted);
     } catch (err) {
       if (err.name === 'AbortError') return;
       message.textContent = `Could not load jobs: ${err.message}`;
       message.hidden = false;
+    } finally {
+      loading = false;
     }
   }
 
@@ -147,7 +162,7 @@ export function treeView(root) {
     onEvent(event) {
       if (event.id === 'resync') load();
       else if (event.id === 'job_execution_status_changed' && event.payload) {
-        if (nodes.has(event.payload.job_id)) refreshJob(event.payload.job_id);
+        if (!loading && nodes.has(event.payload.job_id)) refreshJob(event.payload.job_id);
         else load();
       }
     },

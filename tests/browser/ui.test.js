@@ -219,6 +219,18 @@ test('ANSI colours are rendered and markup in a log stays text', async (t) => {
   assert.notEqual(await page.title(), '1');
   await browser.screenshot('execution-colours');
 
+  // The dark theme keeps the colours apart from its background.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const dark = await page.locator(testid('log')).evaluate((log) => ({
+    background: getComputedStyle(log).backgroundColor,
+    red: getComputedStyle([...log.querySelectorAll('span')].find((s) => s.textContent === 'red')).color,
+  }));
+  const [br, bg, bb] = rgb(dark.background);
+  assert.ok(br + bg + bb < 150, `dark log background is ${dark.background}`);
+  const [dr, dg, db] = rgb(dark.red);
+  assert.ok(dr > 150 && dg < 120 && db < 120, `red on dark is ${dark.red}`);
+  await browser.screenshot('execution-colours-dark');
+
   // The raw log link serves the bytes as they are.
   const href = await page.locator(testid('raw-log-link')).getAttribute('href');
   const raw = await (await fetch(new URL(href, daemon.url))).text();
