@@ -499,10 +499,7 @@ async fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
             ]),
         }
         if let Some(error) = &job.error {
-            row.push(Cell::coloured(
-                format!("bad run.input.json: {error}"),
-                Colour::Red,
-            ));
+            row.push(Cell::coloured(error.as_str(), Colour::Red));
         }
         table.push(row);
     }
