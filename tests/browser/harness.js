@@ -43,6 +43,13 @@ function inspect(value) {
   }
 }
 
+// Daemons still running; killed if the test process exits early (a crash,
+// an interrupt) so that none is left behind.
+const running = new Set();
+process.on('exit', () => {
+  for (const daemon of running) daemon.kill();
+});
+
 // A running daemon. `jobs` maps job ids to `{run, spec}`: the `run` script's
 // text and an optional input spec (an object, or a string written as is).
 export class Daemon {
@@ -82,7 +89,11 @@ export class Daemon {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    running.add(this);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
+      running.delete(this);
+      resolve({ code, signal });
+    }));
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (text) => {
       this.stderr += text;
