@@ -22,6 +22,7 @@ use crate::events::EventHub;
 use crate::paths::Paths;
 use crate::runner::Runner;
 use crate::store::Store;
+use crate::watch::FileWatcher;
 
 /// Mode of the API socket: owner and group only.
 const SOCKET_MODE: u32 = 0o770;
@@ -138,6 +139,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         store,
         runner: runner.clone(),
         events,
+        watcher: FileWatcher::new(),
         shutdown: shutdown.graceful.clone(),
     };
     let app = app(state, &config);

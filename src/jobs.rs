@@ -6,11 +6,17 @@
 //! here, component by component, with the same rules as the walk; they are never
 //! used as a path on their own.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
 use std::fmt;
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -204,109 +210,188 @@ pub struct Job {
     pub job_id: JobId,
     pub input_spec: InputSpec,
     /// Filled by whoever knows the history; discovery leaves it empty.
-    pub last_execution: Option<Execution>,
+    pub last_execution: Option<Arc<Execution>>,
     /// Why the input spec could not be read, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-impl Job {
-    fn load(paths: &Paths, job_id: JobId) -> Self {
-        let (input_spec, error) = match fs::read_to_string(paths.job_input_spec(&job_id)) {
-            Ok(text) => match InputSpec::parse(&text) {
-                Ok(spec) => (spec, None),
-                Err(err) => (
-                    InputSpec::default(),
-                    Some(format!("run.input.json of job {job_id}: {err}")),
-                ),
-            },
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (InputSpec::default(), None),
-            Err(err) => (
+/// How deep discovery goes below `config/jobs`; deeper folders are ignored.
+const MAX_DEPTH: usize = 64;
+
+/// An open directory and its identity, to walk a link cycle only once.
+struct OpenDir {
+    fd: OwnedFd,
+    id: (u64, u64),
+}
+
+fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> Option<OpenDir> {
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stat = rustix::fs::fstat(&fd).ok()?;
+    Some(OpenDir {
+        id: (stat.st_dev, stat.st_ino),
+        fd,
+    })
+}
+
+/// True when `dir` holds a regular (links followed), owner-executable `run`.
+fn has_runnable(dir: BorrowedFd<'_>) -> bool {
+    rustix::fs::statat(dir, c"run", AtFlags::empty()).is_ok_and(|stat| {
+        FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile && stat.st_mode & 0o100 != 0
+    })
+}
+
+fn read_spec(dir: BorrowedFd<'_>, job_id: &JobId) -> (InputSpec, Option<String>) {
+    let fd = match rustix::fs::openat(
+        dir,
+        c"run.input.json",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return (InputSpec::default(), None),
+        Err(err) => {
+            return (
                 InputSpec::default(),
                 Some(format!(
                     "run.input.json of job {job_id} could not be read: {err}"
                 )),
-            ),
-        };
-        Self {
-            job_id,
-            input_spec,
-            last_execution: None,
-            error,
+            );
         }
+    };
+    let mut text = String::new();
+    if let Err(err) = File::from(fd).read_to_string(&mut text) {
+        return (
+            InputSpec::default(),
+            Some(format!(
+                "run.input.json of job {job_id} could not be read: {err}"
+            )),
+        );
+    }
+    match InputSpec::parse(&text) {
+        Ok(spec) => (spec, None),
+        Err(err) => (
+            InputSpec::default(),
+            Some(format!("run.input.json of job {job_id}: {err}")),
+        ),
     }
 }
 
-fn is_runnable(run: &Path) -> bool {
-    fs::metadata(run).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o100 != 0)
+fn job_at(dir: BorrowedFd<'_>, job_id: JobId) -> Job {
+    let (input_spec, error) = read_spec(dir, &job_id);
+    Job {
+        job_id,
+        input_spec,
+        last_execution: None,
+        error,
+    }
 }
 
-/// Every job below `config/jobs`, sorted by id. Unreadable directories are skipped.
+/// Every job below `config/jobs`, sorted by id. Unreadable folders are skipped.
+///
+/// The walk opens each folder once and looks at its entries relative to it
+/// (`openat`, `statat`), so the cost per job does not grow with the depth of
+/// its path.
 pub fn discover(paths: &Paths) -> Vec<Job> {
-    let root = paths.jobs_dir();
-    let mut ids = Vec::new();
-    let walk = walkdir::WalkDir::new(&root)
-        .follow_links(true)
-        .min_depth(2)
-        .into_iter();
-    for entry in walk {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                // Loops, dangling links and unreadable directories are not jobs.
-                tracing::trace!(error = %err, "skipping entry during discovery");
-                continue;
+    let mut jobs = Vec::new();
+    let Ok(root_name) = CString::new(paths.jobs_dir().into_os_string().into_vec()) else {
+        return jobs;
+    };
+    let Some(root) = open_dir(rustix::fs::CWD, &root_name) else {
+        return jobs;
+    };
+    let mut ancestors = vec![root.id];
+    walk(&root, &mut String::new(), &mut ancestors, &mut jobs);
+    jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+    jobs
+}
+
+fn walk(dir: &OpenDir, prefix: &mut String, ancestors: &mut Vec<(u64, u64)>, jobs: &mut Vec<Job>) {
+    let Ok(entries) = rustix::fs::Dir::read_from(&dir.fd) else {
+        return;
+    };
+    let mut children = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            FileType::Directory => true,
+            FileType::Symlink | FileType::Unknown => {
+                rustix::fs::statat(&dir.fd, name, AtFlags::empty())
+                    .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
             }
+            _ => false,
         };
-        if entry.file_name() != "run" || !entry.file_type().is_file() {
-            continue;
-        }
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.permissions().mode() & 0o100 == 0 {
-            continue;
-        }
-        let Some(dir) = entry.path().parent() else {
-            continue;
-        };
-        let Ok(relative) = dir.strip_prefix(&root) else {
-            continue;
-        };
-        let Some(relative) = relative.to_str() else {
-            tracing::warn!(path = %dir.display(), "skipping job whose path is not UTF-8");
-            continue;
-        };
-        if let Ok(id) = JobId::parse(relative) {
-            ids.push(id);
+        if is_dir {
+            children.push(name.to_owned());
         }
     }
-    ids.sort();
-    ids.dedup();
-    ids.into_iter().map(|id| Job::load(paths, id)).collect()
+    if !prefix.is_empty() && has_runnable(dir.fd.as_fd()) {
+        if let Ok(id) = JobId::parse(prefix) {
+            jobs.push(job_at(dir.fd.as_fd(), id));
+        }
+    }
+    if ancestors.len() > MAX_DEPTH {
+        return;
+    }
+    for child in children {
+        let Ok(name) = child.to_str() else {
+            tracing::warn!(name = ?child, "skipping a folder whose name is not UTF-8");
+            continue;
+        };
+        let Some(opened) = open_dir(dir.fd.as_fd(), &child) else {
+            continue;
+        };
+        // A link back to a folder on the way here: walked once already.
+        if ancestors.contains(&opened.id) {
+            continue;
+        }
+        let length = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(name);
+        ancestors.push(opened.id);
+        walk(&opened, prefix, ancestors, jobs);
+        ancestors.pop();
+        prefix.truncate(length);
+    }
 }
 
 /// The job with this id, if discovery would list it.
 ///
-/// Walks the id's components from `config/jobs` following links, refusing a
-/// component that leads back to a directory already on the way (a link cycle),
-/// exactly as `discover` does.
+/// Opens the id's folders one by one from `config/jobs`, following links and
+/// refusing one that leads back to a folder already on the way, as `discover` does.
 pub fn find(paths: &Paths, id: &JobId) -> Option<Job> {
-    let mut dir = paths.jobs_dir();
-    let mut seen = HashSet::new();
-    let root_meta = fs::metadata(&dir).ok()?;
-    seen.insert((root_meta.dev(), root_meta.ino()));
+    let root_name = CString::new(paths.jobs_dir().into_os_string().into_vec()).ok()?;
+    let mut dir = open_dir(rustix::fs::CWD, &root_name)?;
+    let mut ancestors = vec![dir.id];
     for part in id.as_str().split('/') {
-        dir.push(part);
-        let meta = fs::metadata(&dir).ok()?;
-        if !meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
+        let name = CString::new(part).ok()?;
+        let next = open_dir(dir.fd.as_fd(), &name)?;
+        if ancestors.contains(&next.id) || ancestors.len() > MAX_DEPTH {
             return None;
         }
+        ancestors.push(next.id);
+        dir = next;
     }
-    is_runnable(&dir.join("run")).then(|| Job::load(paths, id.clone()))
+    has_runnable(dir.fd.as_fd()).then(|| job_at(dir.fd.as_fd(), id.clone()))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     use super::*;
 

@@ -18,3 +18,4 @@ pub mod runner;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
+pub mod watch;

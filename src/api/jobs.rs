@@ -28,7 +28,7 @@ pub async fn list(
         found.retain(|job| job.job_id.is_within(subtree));
     }
     for job in &mut found {
-        job.last_execution = app.store.last(&job.job_id)?.map(|e| (*e).clone());
+        job.last_execution = app.store.last(&job.job_id)?;
     }
     Ok(Json(found))
 }
@@ -39,6 +39,6 @@ pub async fn get(
 ) -> Result<Json<Job>, ApiError> {
     let params = Params::from_query(query.as_deref())?;
     let mut job = discovered_job(&app, params.required("job_id")?).await?;
-    job.last_execution = app.store.last(&job.job_id)?.map(|e| (*e).clone());
+    job.last_execution = app.store.last(&job.job_id)?;
     Ok(Json(job))
 }

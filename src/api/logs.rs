@@ -20,12 +20,16 @@ use crate::api::params::Params;
 use crate::api::{ApiError, AppState, known_job};
 use crate::jobs::JobId;
 use crate::store::ExecutionId;
+use crate::watch::Subscription;
 
 /// Bytes read from the log per chunk of the response.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// How long a follower sleeps at the end of the log before looking again when
-/// nothing woke it.
+/// How long a follower waits at the end of a log it cannot watch (it does not
+/// exist yet) before looking again.
 const FOLLOW_POLL: Duration = Duration::from_millis(20);
+/// The same for a watched log: writes wake the follower, so this is only a
+/// safety net.
+const WATCHED_POLL: Duration = Duration::from_millis(500);
 
 pub async fn get(
     State(app): State<AppState>,
@@ -69,6 +73,7 @@ async fn stream_log(
     let path = app.paths.execution_log(&job, exec);
     let mut events = app.events.subscribe();
     let mut file = None;
+    let mut watch = None;
     loop {
         let finished = match app.store.get(&job, exec) {
             Ok(execution) => execution.status.is_finished(),
@@ -76,6 +81,10 @@ async fn stream_log(
         };
         if file.is_none() {
             file = open_at(&path, position).await;
+            if file.is_some() && !finished {
+                // Subscribed before reading, so no write after the read is missed.
+                watch = app.watcher.subscribe(&path);
+            }
         }
         if let Some(file) = file.as_mut() {
             loop {
@@ -102,9 +111,15 @@ async fn stream_log(
         if finished {
             return;
         }
+        let poll = if watch.is_some() {
+            WATCHED_POLL
+        } else {
+            FOLLOW_POLL
+        };
         tokio::select! {
             _ = wait_for_status_change(&mut events, &job, exec) => {}
-            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+            _ = written(watch.as_ref()) => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = sender.closed() => return,
             _ = app.shutdown.cancelled() => return,
         }
@@ -115,6 +130,13 @@ async fn open_at(path: &std::path::Path, position: u64) -> Option<tokio::fs::Fil
     let mut file = tokio::fs::File::open(path).await.ok()?;
     file.seek(SeekFrom::Start(position)).await.ok()?;
     Some(file)
+}
+
+async fn written(watch: Option<&Subscription>) {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Returns when an event concerns this execution (or events were lost).

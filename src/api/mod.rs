@@ -24,6 +24,7 @@ use crate::jobs::{Job, JobId};
 use crate::paths::Paths;
 use crate::runner::Runner;
 use crate::store::Store;
+use crate::watch::FileWatcher;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub runner: Runner,
     pub events: EventHub,
+    /// Wakes log followers when a log grows.
+    pub watcher: FileWatcher,
     /// Fires when the daemon begins to shut down; open streams end then.
     pub shutdown: CancellationToken,
 }
@@ -108,6 +111,7 @@ mod tests {
             store,
             runner,
             events,
+            watcher: FileWatcher::new(),
             shutdown: CancellationToken::new(),
         }
     }
