@@ -51,6 +51,7 @@ Exit codes:
        or execution, a request the daemon refused, permission denied on the socket
   2    wrong usage: an unknown option or a missing argument, -i without NAME=VALUE
   130  interrupted with Ctrl-C while following a log
+  141  stdout was closed early (e.g. piped into head)
   `run --follow` exits with the job's own status instead (see `servitor run --help`).";
 
 const RUN_HELP: &str = "\
@@ -82,8 +83,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "SERVITOR_DIR", default_value = ".")]
     pub dir: PathBuf,
 
-    /// The daemon's socket, for the client commands [default: <dir>/servitor.sock].
-    /// Wins over --dir.
+    /// The daemon's socket for the client commands; wins over --dir
+    /// [default: <dir>/servitor.sock].
     #[arg(long, global = true, env = "SERVITOR_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -297,6 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("servitor: {err}");
             Ok(ExitCode::from(EXIT_USAGE))
         }
+        Err(err) if err.is::<StdoutClosed>() => Ok(ExitCode::from(EXIT_STDOUT_CLOSED)),
         other => other,
     }
 }
@@ -435,17 +437,35 @@ fn shell_word(word: &str) -> String {
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("encoding JSON")?;
-    println!("{text}");
+    emit_line(&text)?;
     Ok(())
 }
 
-/// Writes log bytes to stdout as they are, at once.
+/// Stdout was closed by its reader (`servitor logs … | head`): stop quietly,
+/// with the exit code of a process killed by SIGPIPE.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+struct StdoutClosed;
+
+/// Exit code when stdout is closed early: 128 + SIGPIPE, as shells report it.
+const EXIT_STDOUT_CLOSED: u8 = 141;
+
+/// Writes bytes to stdout as they are, at once (flushed).
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .context("writing the log to stdout")
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(err) => Err(anyhow::Error::new(err).context("writing to stdout")),
+    }
+}
+
+fn emit(text: &str) -> anyhow::Result<()> {
+    write_stdout(text.as_bytes())
+}
+
+fn emit_line(text: &str) -> anyhow::Result<()> {
+    write_stdout(format!("{text}\n").as_bytes())
 }
 
 /// The execution `id`, or the job's newest one when `id` is not given.
@@ -473,9 +493,9 @@ async fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if jobs.is_empty() {
-        println!(
-            "no jobs yet: a job is a directory under config/jobs holding an executable file named run"
-        );
+        emit_line(
+            "no jobs yet: a job is a directory under config/jobs holding an executable file named run",
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let broken = jobs.iter().any(|job| job.error.is_some());
@@ -503,7 +523,7 @@ async fn jobs(client: &Client, args: JobsArgs) -> anyhow::Result<ExitCode> {
         }
         table.push(row);
     }
-    print!("{}", table.render(Palette::for_stdout()));
+    emit(&table.render(Palette::for_stdout()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -523,15 +543,15 @@ async fn run_job(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> {
     let exec = checked(client, job, client.run(job, &inputs).await).await?;
     let Some(interrupt) = interrupt.as_mut() else {
         if args.json {
-            println!(
+            emit_line(&format!(
                 "{}",
                 serde_json::json!({"status": "success", "execution_id": exec})
-            );
+            ))?;
         } else {
-            println!(
+            emit_line(&format!(
                 "{job}: execution {exec} queued (follow it: servitor logs {} {exec} --follow)",
                 shell_word(job)
-            );
+            ))?;
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -633,7 +653,7 @@ async fn executions(client: &Client, args: ExecutionsArgs) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("{job} has no executions yet");
+        emit_line(&format!("{job} has no executions yet"))?;
         return Ok(ExitCode::SUCCESS);
     }
     let now = chrono::Utc::now();
@@ -654,7 +674,7 @@ async fn executions(client: &Client, args: ExecutionsArgs) -> anyhow::Result<Exi
             ),
         ]);
     }
-    print!("{}", table.render(Palette::for_stdout()));
+    emit(&table.render(Palette::for_stdout()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -703,10 +723,10 @@ async fn show(client: &Client, args: ShowArgs) -> anyhow::Result<ExitCode> {
         lines.push((label, format!("{name}={value}")));
     }
     for (label, value) in lines {
-        println!(
+        emit_line(&format!(
             "{}  {value}",
             palette.paint(&format!("{label:<9}"), Colour::Bold)
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -722,6 +742,10 @@ async fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let execution = checked(client, job, client.execution(job, exec).await).await?;
+    if execution.status == ExecutionStatus::Created {
+        // Queued: nothing has been written yet.
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut stream = checked(client, job, client.log_stream(job, exec, 0).await).await?;
     if execution.status.is_finished() {
         while let Some(bytes) = stream.next_chunk().await? {
@@ -745,7 +769,7 @@ async fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
 async fn cancel(client: &Client, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let job = args.job.as_str();
     checked(client, job, client.cancel(job, args.id).await).await?;
-    println!("{job}: cancelling execution {}", args.id);
+    emit_line(&format!("{job}: cancelling execution {}", args.id))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -754,13 +778,13 @@ async fn events(client: &Client, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let palette = Palette::for_stdout();
     while let Some(line) = stream.next_line().await? {
         if args.json {
-            println!("{line}");
+            emit_line(&line)?;
             continue;
         }
         match decode_event(&line) {
             EventLine::Event(event) => {
                 let payload = event.payload;
-                println!(
+                emit_line(&format!(
                     "{}  {} {}  {}",
                     output::format_local(chrono::Utc::now()),
                     payload.job_id,
@@ -769,7 +793,7 @@ async fn events(client: &Client, args: EventsArgs) -> anyhow::Result<ExitCode> {
                         payload.status.as_str(),
                         output::status_colour(payload.status)
                     ),
-                );
+                ))?;
             }
             EventLine::Lost { count } => {
                 eprintln!("servitor: {count} events were lost because this client fell behind");

@@ -107,9 +107,14 @@ fn client(daemon: &TestDaemon, args: &[&str]) -> Command {
 
 fn spawn(mut command: Command) -> Running {
     let output = tempfile::tempdir().unwrap();
+    command.stdout(fs::File::create(output.path().join("stdout")).unwrap());
+    spawn_with_stdout_set(command, output)
+}
+
+/// `spawn` for a command whose stdout the test has already chosen.
+fn spawn_with_stdout_set(mut command: Command, output: tempfile::TempDir) -> Running {
     let child = command
         .stdin(Stdio::null())
-        .stdout(fs::File::create(output.path().join("stdout")).unwrap())
         .stderr(fs::File::create(output.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
@@ -122,6 +127,11 @@ fn spawn(mut command: Command) -> Running {
 #[track_caller]
 fn outcome(command: Command) -> Outcome {
     spawn(command).finish()
+}
+
+#[track_caller]
+fn outcome_with_stdout_set(command: Command) -> Outcome {
+    spawn_with_stdout_set(command, tempfile::tempdir().unwrap()).finish()
 }
 
 #[track_caller]
@@ -733,4 +743,94 @@ fn completions_are_printed_for_each_shell() {
     command.args(["completions", "tcsh"]);
     let out = outcome(command);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test]
+async fn colour_only_on_a_terminal_and_never_with_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (to get a terminal) is not installed");
+        return;
+    }
+    let daemon = TestDaemon::new().job("ok", "#!/bin/sh\n").start().await;
+    let exec = daemon.run("ok").await;
+    daemon.wait_finished("ok", exec).await;
+    // `script` runs the client on a pseudo-terminal of its own.
+    let on_terminal = |no_color: Option<&str>| {
+        let line = format!("{} --socket {} jobs", binary(), daemon.socket().display());
+        let mut command = Command::new("script");
+        command
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env_remove("SERVITOR_SOCKET")
+            .env_remove("SERVITOR_LOG")
+            .env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let out = outcome(command);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        out.stdout
+    };
+    let coloured = on_terminal(None);
+    assert!(
+        coloured.contains("\x1b[32msuccess\x1b[0m"),
+        "no green success on a terminal: {coloured:?}"
+    );
+    let plain = on_terminal(Some("1"));
+    assert!(plain.contains("success"), "{plain:?}");
+    assert!(
+        !plain.contains('\x1b'),
+        "colour despite NO_COLOR: {plain:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_the_client_quietly() {
+    let daemon = TestDaemon::new()
+        .job("chatty", "#!/bin/sh\nseq 1 100000\n")
+        .start()
+        .await;
+    let exec = daemon.run("chatty").await;
+    daemon.wait_finished("chatty", exec).await;
+    for args in [
+        &["logs", "chatty"][..],
+        &["jobs"],
+        &["executions", "chatty"],
+    ] {
+        // A socket whose other end is already closed: every write fails with EPIPE,
+        // as when the reader of a pipe (`| head`) has gone.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        let mut command = client(&daemon, args);
+        command.stdout(std::os::fd::OwnedFd::from(theirs));
+        let out = outcome_with_stdout_set(command);
+        assert_eq!(
+            (out.status.code(), out.stderr.as_str()),
+            (Some(141), ""),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_of_a_queued_execution_is_empty() {
+    let daemon = TestDaemon::new()
+        .job("long", RUNS_LONG)
+        .arg("--workers")
+        .arg("1")
+        .start()
+        .await;
+    let first = daemon.run("long").await;
+    let queued = daemon.run("long").await;
+    daemon
+        .wait_for("long", first, "running", |e| {
+            e.status == ExecutionStatus::Running
+        })
+        .await;
+    let execution = daemon.client().execution("long", queued).await.unwrap();
+    assert_eq!(execution.status, ExecutionStatus::Created);
+    servitor(&daemon, &["logs", "long", "2"]).assert(0, "", "");
+    servitor(&daemon, &["cancel", "long", "2"]).assert(0, "long: cancelling execution 2\n", "");
+    cancel_and_wait(&daemon, "long", 1).await;
+    let done = daemon.wait_finished("long", queued).await;
+    assert_eq!(done.status, ExecutionStatus::Cancelled);
 }
