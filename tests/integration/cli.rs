@@ -834,3 +834,26 @@ async fn logs_of_a_queued_execution_is_empty() {
     let done = daemon.wait_finished("long", queued).await;
     assert_eq!(done.status, ExecutionStatus::Cancelled);
 }
+
+#[tokio::test]
+async fn events_says_so_when_the_daemon_stops() {
+    let mut daemon = TestDaemon::new().job("hello", "#!/bin/sh\n").start().await;
+    let listening = spawn(client(&daemon, &["events"]));
+    // Wait until the listener is subscribed: an execution's events reach it.
+    wait_until("the listener to see an event", || {
+        if !listening.stdout().is_empty() {
+            return Some(());
+        }
+        let mut command = client(&daemon, &["run", "hello", "--follow"]);
+        command.stdout(Stdio::null());
+        assert_eq!(outcome(command).status.code(), Some(0));
+        None
+    });
+    assert!(daemon.stop().success());
+    let out = listening.finish();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "servitor: servitor closed the event stream (it is stopping)\n"
+    );
+}
