@@ -243,20 +243,24 @@ impl Runner {
                 },
             }
         }
-        if !queued.is_empty() {
-            tracing::info!(
-                count = queued.len(),
-                "requeued executions left queued by a previous servitor"
-            );
-        }
-        {
+        let requeued = {
             let mut state = self.inner.lock();
-            for key in queued.into_iter().rev() {
-                state.queue.push_front(key);
+            // What was submitted while the disk was read is on disk too, and
+            // already queued: queue it once.
+            queued.retain(|key| !state.queue.contains(key));
+            for key in queued.iter().rev() {
+                state.queue.push_front(key.clone());
             }
             if !state.stopped {
                 state.dispatching = true;
             }
+            queued.len()
+        };
+        if requeued > 0 {
+            tracing::info!(
+                count = requeued,
+                "requeued executions left queued by a previous servitor"
+            );
         }
         self.inner.recovered.send_replace(true);
         self.inner.wake.notify_one();
@@ -676,9 +680,51 @@ fn group_alive(pgid: i32) -> bool {
         return false;
     };
     match rustix::process::test_kill_process_group(pid) {
-        Ok(()) => true,
+        Ok(()) => !only_zombies_in_group(pgid),
         Err(err) => err != rustix::io::Errno::SRCH,
     }
+}
+
+/// True when `/proc` shows members of the group and every one is a zombie.
+///
+/// kill(2) still reaches zombies, but they are dead: a grandchild orphaned when
+/// the job ended is reparented to init, which may take seconds to reap it (or
+/// never, when servitor itself is PID 1 of a container). Without this, a
+/// cancel would run the whole signal ladder and an adopted execution would
+/// never end.
+fn only_zombies_in_group(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let pgid = pgid.to_string();
+    let mut zombies = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name: state, ppid, pgrp.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = fields.split_whitespace();
+        let state = fields.next();
+        if fields.nth(1) != Some(pgid.as_str()) {
+            continue;
+        }
+        if !matches!(state, Some("Z" | "X")) {
+            return false;
+        }
+        zombies = true;
+    }
+    // No member visible at all (another pid namespace): trust kill(2).
+    zombies
 }
 
 /// The process's start time, to tell it from a later process with the same pid.
