@@ -8,5 +8,6 @@ mod cli;
 mod daemon;
 mod discovery;
 mod executions;
+mod lifecycle;
 mod openapi;
 mod state;
