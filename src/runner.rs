@@ -238,7 +238,6 @@ impl Runner {
                                 message: "servitor stopped while this execution ran, and its processes are gone".to_owned(),
                             }),
                         );
-                        self.inner.store.remove_pid(&job, exec);
                     }
                 },
             }
@@ -348,7 +347,7 @@ impl Inner {
         true
     }
 
-    /// Records the final status and result, announces it and frees the worker.
+    /// Removes the pid file, records the final status and result, announces it.
     fn finish(
         &self,
         job: &JobId,
@@ -356,6 +355,9 @@ impl Inner {
         status: ExecutionStatus,
         result: Option<ExecutionResult>,
     ) {
+        // Gone before the final status is visible: whoever sees the end finds
+        // no pid file of a process that no longer runs.
+        self.store.remove_pid(job, exec);
         match self.store.set_status(job, exec, status, result) {
             Ok(execution) => self.announce(job, &execution),
             Err(err) => {
@@ -365,7 +367,6 @@ impl Inner {
     }
 
     fn release(&self, job: &JobId, exec: ExecutionId) {
-        self.store.remove_pid(job, exec);
         let mut state = self.lock();
         state.running.remove(&(job.clone(), exec));
         self.running_count.send_replace(state.running.len());

@@ -543,13 +543,13 @@ async fn after_a_crash_a_running_execution_is_adopted_and_the_queue_runs_in_orde
 
     // Ids continue where they were, for the adopted job and the queued ones.
     assert_eq!(daemon.run("q1").await, ExecutionId(2));
-    assert_eq!(daemon.run("writer").await, ExecutionId(2));
-    daemon
-        .client()
-        .cancel("writer", ExecutionId(2))
-        .await
-        .unwrap();
-    daemon.wait_finished("writer", ExecutionId(2)).await;
+    let next = daemon.run("writer").await;
+    assert_eq!(next, ExecutionId(2));
+    wait_log_contains(&daemon, "writer", next, "line 1\n");
+    reaper.groups.push(pid_file(&daemon, "writer", next));
+    daemon.client().cancel("writer", next).await.unwrap();
+    let cancelled = daemon.wait_finished("writer", next).await;
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
 }
 
 #[tokio::test]
@@ -578,12 +578,13 @@ async fn an_execution_whose_processes_died_with_the_daemon_ends_as_a_failure() {
     assert_eq!(done.result, result_on_disk(&daemon, "sleeper", exec));
     assert_eq!(status_on_disk(&daemon, "sleeper", exec), "failure");
     assert!(!exec_dir(&daemon, "sleeper", exec).join("pid").exists());
-    assert_eq!(daemon.run("sleeper").await, ExecutionId(2));
-    daemon
-        .client()
-        .cancel("sleeper", ExecutionId(2))
-        .await
-        .unwrap();
+    let next = daemon.run("sleeper").await;
+    assert_eq!(next, ExecutionId(2));
+    wait_log_contains(&daemon, "sleeper", next, "started\n");
+    reaper.groups.push(pid_file(&daemon, "sleeper", next));
+    daemon.client().cancel("sleeper", next).await.unwrap();
+    let cancelled = daemon.wait_finished("sleeper", next).await;
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
 }
 
 #[tokio::test]
