@@ -115,7 +115,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if !paths.jobs_dir().is_dir() {
         tracing::warn!(path = %paths.jobs_dir().display(), "the jobs folder does not exist yet; no job will be found until it does");
     }
-    let unix = bind_socket(&paths)?;
+    // TCP first: an address that cannot be bound must not leave a socket file behind.
     let mut tcp = Vec::new();
     for address in &config.listen {
         let listener = TcpListener::bind(address)
@@ -123,6 +123,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             .with_context(|| format!("listening on tcp://{address}"))?;
         tcp.push(listener);
     }
+    let unix = bind_socket(&paths)?;
 
     let tasks = TaskTracker::new();
     let store = Arc::new(Store::new(paths.clone()));
