@@ -223,7 +223,7 @@ impl Runner {
                 }
                 ExecutionStatus::Created => queued.push((job, exec)),
                 _ => match self.inner.store.read_pid(&job, exec) {
-                    Some(record) if group_alive(record.pid) => {
+                    Some(record) if is_same_leader(record) && group_alive(record.pid) => {
                         tracing::info!(job = %job, execution = %exec, pid = record.pid, "adopting execution left running by a previous servitor");
                         self.inner.adopt(job, exec, record);
                     }
@@ -726,6 +726,16 @@ fn only_zombies_in_group(pgid: i32) -> bool {
     }
     // No member visible at all (another pid namespace): trust kill(2).
     zombies
+}
+
+/// False when the recorded pid now belongs to a process that started at another
+/// time than the job's leader: the leader ended and its pid was handed out again,
+/// so its group (which would have kept the pid taken) is gone too.
+fn is_same_leader(record: PidRecord) -> bool {
+    match process_start_ticks(record.pid) {
+        Some(ticks) => record.start_ticks == 0 || ticks == record.start_ticks,
+        None => true,
+    }
 }
 
 /// The process's start time, to tell it from a later process with the same pid.

@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -908,4 +909,39 @@ async fn a_run_triggered_while_recovery_reads_the_disk_runs_once() {
         "each ran once, the older first"
     );
     assert!(daemon.stop().success());
+}
+
+#[tokio::test]
+async fn a_pid_file_naming_another_process_is_not_adopted() {
+    // An unrelated process leading its own group, as after the job's leader
+    // ended and its pid was handed out again.
+    let mut stranger = Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = stranger.id() as i32;
+    let daemon = TestDaemon::new()
+        .job("gone", "#!/bin/sh\n")
+        .arg("--cancel-grace")
+        .arg("0.2");
+    let dir = daemon.path().join("state/jobs/gone/executions/1");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("status_history.tsv"),
+        "2024-01-01T00:00:00.000000000Z\tcreated\n2024-01-01T00:00:01.000000000Z\trunning\n",
+    )
+    .unwrap();
+    // Start ticks of a process that began at boot: not this one.
+    fs::write(dir.join("pid"), format!("{pid} 1\n")).unwrap();
+
+    let daemon = daemon.start().await;
+    let done = daemon.wait_finished("gone", ExecutionId(1)).await;
+    let survived = alive(pid);
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert_eq!(done.status, ExecutionStatus::Failure);
+    let result = done.result.unwrap();
+    assert!(result.message.contains("servitor stopped"), "{result:?}");
+    assert!(survived, "the unrelated process was left alone");
 }
