@@ -243,7 +243,11 @@ async fn a_cancelled_queued_execution_never_starts() {
     let first = daemon.run("marker").await;
     let second = daemon.run("marker").await;
 
+    let follower = daemon.client().log("marker", first, 0).await.unwrap();
+    let follower = tokio::spawn(read_to_end(follower));
+
     daemon.client().cancel("marker", first).await.unwrap();
+    assert_eq!(follower.await.unwrap(), b"", "a follower of it is let go");
     let cancelled = daemon.wait_finished("marker", first).await;
     assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
     let statuses: Vec<_> = cancelled.status_history.iter().map(|c| c.status).collect();
@@ -944,4 +948,22 @@ async fn a_pid_file_naming_another_process_is_not_adopted() {
     let result = done.result.unwrap();
     assert!(result.message.contains("servitor stopped"), "{result:?}");
     assert!(survived, "the unrelated process was left alone");
+}
+
+#[tokio::test]
+async fn sigint_stops_an_idle_daemon_cleanly() {
+    let mut daemon = TestDaemon::new()
+        .job("quick", "#!/bin/sh\necho hi\n")
+        .start()
+        .await;
+    let exec = daemon.run("quick").await;
+    daemon.wait_finished("quick", exec).await;
+    daemon.signal(Signal::INT);
+    let status = daemon.wait_exit();
+    assert!(status.success(), "{status:?}");
+    assert!(!daemon.socket().exists());
+    let daemon = daemon.start().await;
+    let done = daemon.client().execution("quick", exec).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Success);
+    assert_eq!(daemon.run("quick").await, ExecutionId(2));
 }
