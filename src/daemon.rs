@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::events::EventHub;
 use crate::paths::Paths;
@@ -136,6 +137,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         tasks.clone(),
     );
     let state = AppState {
+        catalog: Arc::new(Catalog::new(paths.clone())),
         paths: paths.clone(),
         store,
         runner: runner.clone(),

@@ -11,7 +11,7 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path};
 use std::sync::Arc;
@@ -219,10 +219,20 @@ pub struct Job {
 /// How deep discovery goes below `config/jobs`; deeper folders are ignored.
 const MAX_DEPTH: usize = 64;
 
-/// An open directory and its identity, to walk a link cycle only once.
+/// An open directory, read through `entries`, and its identity, to walk a link
+/// cycle only once.
 struct OpenDir {
-    fd: OwnedFd,
+    entries: rustix::fs::Dir,
     id: (u64, u64),
+}
+
+impl OpenDir {
+    fn fd(&self) -> BorrowedFd<'_> {
+        // Only position-independent calls (openat, statat) go through this fd.
+        self.entries
+            .fd()
+            .expect("a directory stream always has its descriptor")
+    }
 }
 
 fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> Option<OpenDir> {
@@ -236,7 +246,7 @@ fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> Option<OpenDir> {
     let stat = rustix::fs::fstat(&fd).ok()?;
     Some(OpenDir {
         id: (stat.st_dev, stat.st_ino),
-        fd,
+        entries: rustix::fs::Dir::new(fd).ok()?,
     })
 }
 
@@ -283,8 +293,13 @@ fn read_spec(dir: BorrowedFd<'_>, job_id: &JobId) -> (InputSpec, Option<String>)
     }
 }
 
-fn job_at(dir: BorrowedFd<'_>, job_id: JobId) -> Job {
-    let (input_spec, error) = read_spec(dir, &job_id);
+/// The job in `dir`; `has_spec` says whether its listing showed a spec file.
+fn job_at(dir: BorrowedFd<'_>, job_id: JobId, has_spec: bool) -> Job {
+    let (input_spec, error) = if has_spec {
+        read_spec(dir, &job_id)
+    } else {
+        (InputSpec::default(), None)
+    };
     Job {
         job_id,
         input_spec,
@@ -293,78 +308,108 @@ fn job_at(dir: BorrowedFd<'_>, job_id: JobId) -> Job {
     }
 }
 
+/// Told of every folder discovery reads (`name` is `None`), just before it
+/// reads it, and of every `run` or `run.input.json` that is a link (`name` is
+/// its name), so a watcher can notice any change that alters the result.
+pub type Visitor<'a> = dyn FnMut(BorrowedFd<'_>, Option<&CStr>) + 'a;
+
 /// Every job below `config/jobs`, sorted by id. Unreadable folders are skipped.
 ///
 /// The walk opens each folder once and looks at its entries relative to it
 /// (`openat`, `statat`), so the cost per job does not grow with the depth of
 /// its path.
 pub fn discover(paths: &Paths) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    let Ok(root_name) = CString::new(paths.jobs_dir().into_os_string().into_vec()) else {
-        return jobs;
-    };
-    let Some(root) = open_dir(rustix::fs::CWD, &root_name) else {
-        return jobs;
-    };
-    let mut ancestors = vec![root.id];
-    walk(&root, &mut String::new(), &mut ancestors, &mut jobs);
-    jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
-    jobs
+    discover_visiting(paths, &mut |_, _| {}).unwrap_or_default()
 }
 
-fn walk(dir: &OpenDir, prefix: &mut String, ancestors: &mut Vec<(u64, u64)>, jobs: &mut Vec<Job>) {
-    let Ok(entries) = rustix::fs::Dir::read_from(&dir.fd) else {
-        return;
+/// `discover`, telling `visit` what it reads; `None` when `config/jobs` cannot
+/// be opened.
+pub fn discover_visiting(paths: &Paths, visit: &mut Visitor<'_>) -> Option<Vec<Job>> {
+    let root_name = CString::new(paths.jobs_dir().into_os_string().into_vec()).ok()?;
+    let mut root = open_dir(rustix::fs::CWD, &root_name)?;
+    let mut walk = Walk {
+        prefix: String::new(),
+        ancestors: vec![root.id],
+        jobs: Vec::new(),
+        visit,
     };
-    let mut children = Vec::new();
-    for entry in entries {
-        let Ok(entry) = entry else { break };
-        let name = entry.file_name();
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        let is_dir = match entry.file_type() {
-            FileType::Directory => true,
-            FileType::Symlink | FileType::Unknown => {
-                rustix::fs::statat(&dir.fd, name, AtFlags::empty())
-                    .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+    walk.folder(&mut root);
+    let mut jobs = walk.jobs;
+    jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+    Some(jobs)
+}
+
+struct Walk<'v, 'a> {
+    /// The id of the folder being read.
+    prefix: String,
+    ancestors: Vec<(u64, u64)>,
+    jobs: Vec<Job>,
+    visit: &'v mut Visitor<'a>,
+}
+
+impl Walk<'_, '_> {
+    fn folder(&mut self, dir: &mut OpenDir) {
+        (self.visit)(dir.fd(), None);
+        let mut children = Vec::new();
+        let (mut has_run, mut has_spec) = (false, false);
+        while let Some(entry) = dir.entries.next() {
+            let Ok(entry) = entry else { break };
+            let name = entry.file_name();
+            let file_type = entry.file_type();
+            match name.to_bytes() {
+                b"." | b".." => continue,
+                b"run" => has_run = true,
+                b"run.input.json" => has_spec = true,
+                _ => {}
             }
-            _ => false,
-        };
-        if is_dir {
-            children.push(name.to_owned());
+            if file_type == FileType::Symlink
+                && matches!(name.to_bytes(), b"run" | b"run.input.json")
+            {
+                (self.visit)(dir.fd(), Some(name));
+            }
+            let is_dir = match file_type {
+                FileType::Directory => true,
+                FileType::Symlink | FileType::Unknown => {
+                    rustix::fs::statat(dir.fd(), name, AtFlags::empty()).is_ok_and(|stat| {
+                        FileType::from_raw_mode(stat.st_mode) == FileType::Directory
+                    })
+                }
+                _ => false,
+            };
+            if is_dir {
+                children.push(name.to_owned());
+            }
         }
-    }
-    if !prefix.is_empty() && has_runnable(dir.fd.as_fd()) {
-        if let Ok(id) = JobId::parse(prefix) {
-            jobs.push(job_at(dir.fd.as_fd(), id));
+        if has_run && !self.prefix.is_empty() && has_runnable(dir.fd()) {
+            if let Ok(id) = JobId::parse(&self.prefix) {
+                self.jobs.push(job_at(dir.fd(), id, has_spec));
+            }
         }
-    }
-    if ancestors.len() > MAX_DEPTH {
-        return;
-    }
-    for child in children {
-        let Ok(name) = child.to_str() else {
-            tracing::warn!(name = ?child, "skipping a folder whose name is not UTF-8");
-            continue;
-        };
-        let Some(opened) = open_dir(dir.fd.as_fd(), &child) else {
-            continue;
-        };
-        // A link back to a folder on the way here: walked once already.
-        if ancestors.contains(&opened.id) {
-            continue;
+        if self.ancestors.len() > MAX_DEPTH {
+            return;
         }
-        let length = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push('/');
+        for child in children {
+            let Ok(name) = child.to_str() else {
+                tracing::warn!(name = ?child, "skipping a folder whose name is not UTF-8");
+                continue;
+            };
+            let Some(mut opened) = open_dir(dir.fd(), &child) else {
+                continue;
+            };
+            // A link back to a folder on the way here: walked once already.
+            if self.ancestors.contains(&opened.id) {
+                continue;
+            }
+            let length = self.prefix.len();
+            if !self.prefix.is_empty() {
+                self.prefix.push('/');
+            }
+            self.prefix.push_str(name);
+            self.ancestors.push(opened.id);
+            self.folder(&mut opened);
+            self.ancestors.pop();
+            self.prefix.truncate(length);
         }
-        prefix.push_str(name);
-        ancestors.push(opened.id);
-        walk(&opened, prefix, ancestors, jobs);
-        ancestors.pop();
-        prefix.truncate(length);
     }
 }
 
@@ -378,14 +423,14 @@ pub fn find(paths: &Paths, id: &JobId) -> Option<Job> {
     let mut ancestors = vec![dir.id];
     for part in id.as_str().split('/') {
         let name = CString::new(part).ok()?;
-        let next = open_dir(dir.fd.as_fd(), &name)?;
+        let next = open_dir(dir.fd(), &name)?;
         if ancestors.contains(&next.id) || ancestors.len() > MAX_DEPTH {
             return None;
         }
         ancestors.push(next.id);
         dir = next;
     }
-    has_runnable(dir.fd.as_fd()).then(|| job_at(dir.fd.as_fd(), id.clone()))
+    has_runnable(dir.fd()).then(|| job_at(dir.fd(), id.clone(), true))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! speaks to the daemon over its UNIX socket with the same domain types.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;

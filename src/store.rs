@@ -277,17 +277,24 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The job's history, loaded from disk on first use.
-    fn history<'a>(
+    /// The index, locked, with the job's history in it: loaded from disk on first
+    /// use, without holding the lock, so that reading a long history never holds
+    /// up requests about other jobs.
+    fn loaded(
         &self,
-        index: &'a mut HashMap<JobId, JobHistory>,
         job: &JobId,
-    ) -> Result<&'a mut JobHistory, StoreError> {
-        if !index.contains_key(job) {
-            let history = self.load_history(job)?;
-            index.insert(job.clone(), history);
+    ) -> Result<MutexGuard<'_, HashMap<JobId, JobHistory>>, StoreError> {
+        {
+            let index = self.lock();
+            if index.contains_key(job) {
+                return Ok(index);
+            }
         }
-        Ok(index.get_mut(job).expect("history inserted just above"))
+        let history = self.load_history(job)?;
+        let mut index = self.lock();
+        // Another request may have loaded (and changed) it meanwhile: keep theirs.
+        index.entry(job.clone()).or_insert(history);
+        Ok(index)
     }
 
     fn load_history(&self, job: &JobId) -> Result<JobHistory, StoreError> {
@@ -374,8 +381,8 @@ impl Store {
         job: &JobId,
         input_values: BTreeMap<String, String>,
     ) -> Result<Execution, StoreError> {
-        let mut index = self.lock();
-        let history = self.history(&mut index, job)?;
+        let mut index = self.loaded(job)?;
+        let history = index.get_mut(job).expect("loaded() inserts the job");
         let executions_dir = self.paths.executions_dir(job);
         fs::create_dir_all(&executions_dir).map_err(io_err("create", &executions_dir))?;
         let mut id = ExecutionId(history.last_id + 1);
@@ -423,8 +430,8 @@ impl Store {
         status: ExecutionStatus,
         result: Option<ExecutionResult>,
     ) -> Result<Execution, StoreError> {
-        let mut index = self.lock();
-        let history = self.history(&mut index, job)?;
+        let mut index = self.loaded(job)?;
+        let history = index.get_mut(job).expect("loaded() inserts the job");
         let Some(current) = history.executions.get(&id) else {
             return Err(StoreError::NotFound {
                 job: job.clone(),
@@ -454,8 +461,8 @@ impl Store {
     }
 
     pub fn get(&self, job: &JobId, id: ExecutionId) -> Result<Arc<Execution>, StoreError> {
-        let mut index = self.lock();
-        let history = self.history(&mut index, job)?;
+        let mut index = self.loaded(job)?;
+        let history = index.get_mut(job).expect("loaded() inserts the job");
         history
             .executions
             .get(&id)
@@ -473,8 +480,8 @@ impl Store {
         limit: Option<usize>,
         before: Option<ExecutionId>,
     ) -> Result<Vec<Arc<Execution>>, StoreError> {
-        let mut index = self.lock();
-        let history = self.history(&mut index, job)?;
+        let mut index = self.loaded(job)?;
+        let history = index.get_mut(job).expect("loaded() inserts the job");
         let upper = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(history
             .executions
@@ -486,8 +493,8 @@ impl Store {
     }
 
     pub fn last(&self, job: &JobId) -> Result<Option<Arc<Execution>>, StoreError> {
-        let mut index = self.lock();
-        let history = self.history(&mut index, job)?;
+        let mut index = self.loaded(job)?;
+        let history = index.get_mut(job).expect("loaded() inserts the job");
         Ok(history.executions.values().next_back().cloned())
     }
 

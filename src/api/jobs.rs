@@ -1,11 +1,13 @@
 //! Job routes: list and get.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 
 use crate::api::params::Params;
 use crate::api::{ApiError, AppState, discovered_job};
-use crate::jobs::{self, Job, JobId};
+use crate::jobs::{Job, JobId};
 
 pub async fn list(
     State(app): State<AppState>,
@@ -20,15 +22,21 @@ pub async fn list(
             ))
         })?),
     };
-    let paths = app.paths.clone();
-    let mut found = tokio::task::spawn_blocking(move || jobs::discover(&paths))
+    let catalog = Arc::clone(&app.catalog);
+    let all = tokio::task::spawn_blocking(move || catalog.jobs())
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?;
-    if let Some(subtree) = &subtree {
-        found.retain(|job| job.job_id.is_within(subtree));
-    }
-    for job in &mut found {
+    let mut found = Vec::with_capacity(all.len());
+    for job in all.iter() {
+        if subtree
+            .as_ref()
+            .is_some_and(|subtree| !job.job_id.is_within(subtree))
+        {
+            continue;
+        }
+        let mut job = job.clone();
         job.last_execution = app.store.last(&job.job_id)?;
+        found.push(job);
     }
     Ok(Json(found))
 }

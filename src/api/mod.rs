@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
+use crate::catalog::Catalog;
 use crate::events::EventHub;
 use crate::jobs::{Job, JobId};
 use crate::paths::Paths;
@@ -30,6 +31,8 @@ use crate::watch::FileWatcher;
 #[derive(Clone)]
 pub struct AppState {
     pub paths: Paths,
+    /// The discovered jobs, re-read only when their folders change.
+    pub catalog: Arc<Catalog>,
     pub store: Arc<Store>,
     pub runner: Runner,
     pub events: EventHub,
@@ -70,9 +73,9 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// A job that discovery lists right now; anything else is a 404.
 async fn discovered_job(state: &AppState, raw: &str) -> Result<Job, ApiError> {
     let id = JobId::parse(raw)?;
-    let paths = state.paths.clone();
+    let catalog = Arc::clone(&state.catalog);
     let lookup = id.clone();
-    tokio::task::spawn_blocking(move || crate::jobs::find(&paths, &lookup))
+    tokio::task::spawn_blocking(move || catalog.find(&lookup))
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?
         .ok_or_else(|| ApiError::JobNotFound(id.to_string()))
@@ -107,6 +110,7 @@ mod tests {
             tokio_util::task::TaskTracker::new(),
         );
         AppState {
+            catalog: Arc::new(Catalog::new(paths.clone())),
             paths,
             store,
             runner,
