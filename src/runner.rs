@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -82,7 +82,6 @@ struct Inner {
     workers: usize,
     grace: Duration,
     state: Mutex<State>,
-    wake: Notify,
     running_count: watch::Sender<usize>,
     recovered: watch::Sender<bool>,
     tasks: TaskTracker,
@@ -111,20 +110,9 @@ impl Runner {
             workers: workers.max(1),
             grace,
             state: Mutex::new(State::default()),
-            wake: Notify::new(),
             running_count: watch::Sender::new(0),
             recovered: watch::Sender::new(false),
             tasks,
-        });
-        let dispatcher = Arc::clone(&inner);
-        inner.tasks.spawn(async move {
-            loop {
-                let woken = dispatcher.wake.notified();
-                if !dispatcher.dispatch() {
-                    break;
-                }
-                woken.await;
-            }
         });
         Self { inner }
     }
@@ -149,7 +137,9 @@ impl Runner {
         };
         tracing::debug!(job = %job.job_id, execution = %execution.execution_id, "execution queued");
         self.inner.announce(&job.job_id, &execution);
-        self.inner.wake.notify_one();
+        // Started from here, on the request's own task: no hop through another
+        // task before the child is spawned.
+        self.inner.dispatch();
         Ok(execution)
     }
 
@@ -262,7 +252,7 @@ impl Runner {
             );
         }
         self.inner.recovered.send_replace(true);
-        self.inner.wake.notify_one();
+        self.inner.dispatch();
     }
 
     /// Stops starting executions (queued ones stay queued on disk) and waits for
@@ -273,7 +263,7 @@ impl Runner {
             state.stopped = true;
             state.dispatching = false;
         }
-        self.inner.wake.notify_one();
+        self.inner.dispatch();
         let mut count = self.inner.running_count.subscribe();
         let mut forced = false;
         loop {
@@ -320,14 +310,10 @@ impl Inner {
         ));
     }
 
-    /// Starts queued executions while workers are free. Returns false once
-    /// shutdown has begun and the dispatcher should end.
-    fn dispatch(self: &Arc<Self>) -> bool {
+    /// Starts queued executions while workers are free, unless shutdown began.
+    fn dispatch(self: &Arc<Self>) {
         let mut state = self.lock();
-        if state.stopped {
-            return false;
-        }
-        while state.dispatching && state.running.len() < self.workers {
+        while !state.stopped && state.dispatching && state.running.len() < self.workers {
             let Some(key) = state.queue.pop_front() else {
                 break;
             };
@@ -344,7 +330,6 @@ impl Inner {
                 .spawn(async move { inner.execute(key.0, key.1, cancel).await });
         }
         self.running_count.send_replace(state.running.len());
-        true
     }
 
     /// Removes the pid file, records the final status and result, announces it.
@@ -366,12 +351,12 @@ impl Inner {
         }
     }
 
-    fn release(&self, job: &JobId, exec: ExecutionId) {
+    fn release(self: &Arc<Self>, job: &JobId, exec: ExecutionId) {
         let mut state = self.lock();
         state.running.remove(&(job.clone(), exec));
         self.running_count.send_replace(state.running.len());
         drop(state);
-        self.wake.notify_one();
+        self.dispatch();
     }
 
     #[tracing::instrument(skip_all, fields(job = %job, execution = %exec))]

@@ -1,8 +1,10 @@
 //! On-disk execution records under `<wd>/state/`, in the original tool's layout.
 //!
-//! Only this module reads or writes those files. Replaced files are written to a
-//! temporary file and renamed; status lines are appended whole. The files stay the
-//! truth: the in-memory index of each job's executions is loaded from them on
+//! Only this module reads or writes those files. Status lines are appended
+//! whole; the files of a new execution are created once; the id counter is
+//! overwritten in place by one write that only ever grows it; and the loader
+//! reads a half-written file as missing, so no crash leaves a record that
+//! breaks startup. The files stay the truth: the in-memory index of each job's executions is loaded from them on
 //! first use and kept in step by every write made here, so listings never re-read
 //! thousands of files.
 
@@ -11,7 +13,6 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -193,19 +194,48 @@ pub struct Store {
     index: Mutex<HashMap<JobId, JobHistory>>,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Updates `last_execution.txt` in place with one write at offset 0.
+///
+/// Replacing it by a rename costs a synchronous data flush on ext4 (its
+/// rename-over-existing safeguard), tens of milliseconds per trigger. Ids only
+/// grow, so the new digits always cover the old ones: the single small write
+/// leaves either the old or the new number, never a mix of lengths. Loading
+/// also takes the highest execution folder into account, so ids are never
+/// reused whatever this file says.
+fn write_counter(path: &Path, value: u64) -> Result<(), StoreError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    let digits = value.to_string();
+    let written = rustix::io::pwrite(&file, digits.as_bytes(), 0)
+        .map_err(|err| io_err("write", path)(err.into()))?;
+    if written != digits.len() {
+        return Err(io_err("write", path)(io::ErrorKind::WriteZero.into()));
+    }
+    let length = file.metadata().map_err(io_err("read", path))?.len();
+    if length > digits.len() as u64 {
+        // Longer leftovers (not a number we wrote): cut them.
+        file.set_len(digits.len() as u64)
+            .map_err(io_err("truncate", path))?;
+    }
+    Ok(())
+}
 
-/// Writes `contents` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".tmp-{}-{n}", std::process::id()));
-    let temp = PathBuf::from(temp);
-    fs::write(&temp, contents).map_err(io_err("write", &temp))?;
-    fs::rename(&temp, path).map_err(|err| {
-        let _ = fs::remove_file(&temp);
-        io_err("replace", path)(err)
-    })
+/// Writes a file that is new (in a new execution folder) or written once per
+/// execution. No temporary file: creating files is the costly part of a
+/// trigger, and a half-written one of these is read as missing (the loader is
+/// lenient), so recovery settles the execution either way.
+fn write_fresh(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    file.write_all(contents).map_err(io_err("write", path))
 }
 
 fn append_line(path: &Path, line: &str) -> Result<(), StoreError> {
@@ -396,17 +426,14 @@ impl Store {
             }
         }
         history.last_id = id.0;
-        write_atomic(
-            &self.paths.last_execution_file(job),
-            id.to_string().as_bytes(),
-        )?;
+        write_counter(&self.paths.last_execution_file(job), id.0)?;
         let input_json = serde_json::to_vec(&input_values).expect("a string map always serializes");
-        write_atomic(&self.paths.execution_input(job, id), &input_json)?;
+        write_fresh(&self.paths.execution_input(job, id), &input_json)?;
         let change = StatusChange {
             timestamp: now_timestamp(),
             status: ExecutionStatus::Created,
         };
-        write_atomic(
+        write_fresh(
             &self.paths.execution_status_history(job, id),
             format!("{}\t{}\n", change.timestamp, change.status).as_bytes(),
         )?;
@@ -440,7 +467,7 @@ impl Store {
         };
         let mut execution = Execution::clone(current);
         if let Some(result) = &result {
-            write_atomic(
+            write_fresh(
                 &self.paths.execution_result(job, id),
                 format_result(result).as_bytes(),
             )?;
@@ -557,7 +584,7 @@ impl Store {
         id: ExecutionId,
         pid: PidRecord,
     ) -> Result<(), StoreError> {
-        write_atomic(
+        write_fresh(
             &self.paths.execution_pid(job, id),
             format!("{} {}\n", pid.pid, pid.start_ticks).as_bytes(),
         )

@@ -6,14 +6,14 @@
 //! the end of the file it waits for new bytes or a status change; once the
 //! execution has finished it reads to the end one last time and closes.
 
-use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::api::params::Params;
@@ -23,7 +23,7 @@ use crate::store::ExecutionId;
 use crate::watch::Subscription;
 
 /// Bytes read from the log per chunk of the response.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 512 * 1024;
 /// How long a follower waits at the end of a log it cannot watch (it does not
 /// exist yet) before looking again.
 const FOLLOW_POLL: Duration = Duration::from_millis(20);
@@ -80,32 +80,18 @@ async fn stream_log(
             Err(_) => true,
         };
         if file.is_none() {
-            file = open_at(&path, position).await;
+            file = std::fs::File::open(&path).ok().map(Arc::new);
             if file.is_some() && !finished {
                 // Subscribed before reading, so no write after the read is missed.
                 watch = app.watcher.subscribe(&path);
             }
         }
-        if let Some(file) = file.as_mut() {
-            loop {
-                let mut buffer = Vec::with_capacity(CHUNK_BYTES);
-                match (&mut *file)
-                    .take(CHUNK_BYTES as u64)
-                    .read_to_end(&mut buffer)
-                    .await
-                {
-                    Ok(0) => break,
-                    Ok(read) => {
-                        position += read as u64;
-                        if sender.send(Ok(Bytes::from(buffer))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(err) => {
-                        let _ = sender.send(Err(err)).await;
-                        return;
-                    }
-                }
+        if let Some(file) = &file {
+            let (file, sender) = (Arc::clone(file), sender.clone());
+            let start = position;
+            match tokio::task::spawn_blocking(move || send_available(&file, start, &sender)).await {
+                Ok(Some(end)) => position = end,
+                _ => return,
             }
         }
         if finished {
@@ -126,10 +112,31 @@ async fn stream_log(
     }
 }
 
-async fn open_at(path: &std::path::Path, position: u64) -> Option<tokio::fs::File> {
-    let mut file = tokio::fs::File::open(path).await.ok()?;
-    file.seek(SeekFrom::Start(position)).await.ok()?;
-    Some(file)
+/// Sends the file's bytes from `position` to its current end, in chunks, on a
+/// blocking thread: one thread reading ahead of the socket, with at most the
+/// channel's few chunks in memory. Returns the new position, or `None` when the
+/// client went away or the file could not be read.
+fn send_available(
+    file: &std::fs::File,
+    mut position: u64,
+    sender: &mpsc::Sender<Chunk>,
+) -> Option<u64> {
+    loop {
+        let mut buffer = vec![0; CHUNK_BYTES];
+        match file.read_at(&mut buffer, position) {
+            Ok(0) => return Some(position),
+            Ok(read) => {
+                buffer.truncate(read);
+                position += read as u64;
+                sender.blocking_send(Ok(Bytes::from(buffer))).ok()?;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                let _ = sender.blocking_send(Err(err));
+                return None;
+            }
+        }
+    }
 }
 
 async fn written(watch: Option<&Subscription>) {
