@@ -53,6 +53,11 @@ impl Paths {
         self.job_dir(job).join("run.input.json")
     }
 
+    /// servitor's own: execution folders built ahead of time (see `Store`).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.state_dir().join(".staging")
+    }
+
     pub fn state_jobs_dir(&self) -> PathBuf {
         self.state_dir().join("jobs")
     }

@@ -140,6 +140,7 @@ impl Runner {
         // Started from here, on the request's own task: no hop through another
         // task before the child is spawned.
         self.inner.dispatch();
+        self.inner.restage();
         Ok(execution)
     }
 
@@ -252,6 +253,7 @@ impl Runner {
             );
         }
         self.inner.recovered.send_replace(true);
+        self.inner.restage();
         self.inner.dispatch();
     }
 
@@ -308,6 +310,14 @@ impl Inner {
             execution.execution_id,
             execution.status,
         ));
+    }
+
+    /// Builds execution folders ahead of time, off the request's path.
+    fn restage(&self) {
+        if self.store.wants_staged_folders() {
+            let store = Arc::clone(&self.store);
+            tokio::task::spawn_blocking(move || store.stage_folders());
+        }
     }
 
     /// Starts queued executions while workers are free, unless shutdown began.

@@ -13,6 +13,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -188,10 +189,22 @@ struct JobHistory {
     executions: BTreeMap<ExecutionId, Arc<Execution>>,
 }
 
+/// How many execution folders are kept built ahead of time.
+const STAGED_FOLDERS: usize = 4;
+
 /// The execution records of one working directory.
+///
+/// Creating files is the costly part of a trigger, so a few execution folders
+/// (with `logs/main.txt`, `input.json` and `status_history.tsv`, all empty) are
+/// built ahead of time under `state/.staging`. A trigger fills one in and
+/// renames it into place: the record appears whole, and the job can start
+/// without waiting for a single new file.
 pub struct Store {
     paths: Paths,
     index: Mutex<HashMap<JobId, JobHistory>>,
+    staged: Mutex<Vec<PathBuf>>,
+    staging: AtomicBool,
+    staged_names: AtomicU64,
 }
 
 /// Updates `last_execution.txt` in place with one write at offset 0.
@@ -288,11 +301,66 @@ fn format_result(result: &ExecutionResult) -> String {
 }
 
 impl Store {
+    /// Opens the records of a working directory; folders a previous daemon
+    /// staged but never used are removed.
     pub fn new(paths: Paths) -> Self {
+        let staging = paths.staging_dir();
+        if let Err(err) = fs::remove_dir_all(&staging) {
+            if err.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %staging.display(), error = %err, "could not clear staged folders");
+            }
+        }
         Self {
             paths,
             index: Mutex::new(HashMap::new()),
+            staged: Mutex::new(Vec::new()),
+            staging: AtomicBool::new(false),
+            staged_names: AtomicU64::new(0),
         }
+    }
+
+    /// True when fewer folders are staged than the store keeps ready.
+    pub fn wants_staged_folders(&self) -> bool {
+        self.staged_folders().len() < STAGED_FOLDERS && !self.staging.load(Ordering::Relaxed)
+    }
+
+    fn staged_folders(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.staged
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Builds execution folders ahead of time until enough are ready. Blocking;
+    /// returns at once if another call is already at it.
+    pub fn stage_folders(&self) {
+        if self.staging.swap(true, Ordering::Acquire) {
+            return;
+        }
+        while self.staged_folders().len() < STAGED_FOLDERS {
+            match self.stage_folder() {
+                Ok(folder) => self.staged_folders().push(folder),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not stage an execution folder");
+                    break;
+                }
+            }
+        }
+        self.staging.store(false, Ordering::Release);
+    }
+
+    fn stage_folder(&self) -> Result<PathBuf, StoreError> {
+        let n = self.staged_names.fetch_add(1, Ordering::Relaxed);
+        let folder = self.paths.staging_dir().join(n.to_string());
+        let logs = folder.join("logs");
+        fs::create_dir_all(&logs).map_err(io_err("create", &logs))?;
+        for file in [
+            logs.join("main.txt"),
+            folder.join("input.json"),
+            folder.join("status_history.tsv"),
+        ] {
+            write_fresh(&file, b"")?;
+        }
+        Ok(folder)
     }
 
     pub fn paths(&self) -> &Paths {
@@ -415,28 +483,53 @@ impl Store {
         let history = index.get_mut(job).expect("loaded() inserts the job");
         let executions_dir = self.paths.executions_dir(job);
         fs::create_dir_all(&executions_dir).map_err(io_err("create", &executions_dir))?;
-        let mut id = ExecutionId(history.last_id + 1);
-        loop {
-            let dir = self.paths.execution_dir(job, id);
-            match fs::create_dir(&dir) {
-                Ok(()) => break,
-                // A directory left by someone else: never reuse its id.
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => id.0 += 1,
-                Err(err) => return Err(io_err("create", &dir)(err)),
-            }
-        }
-        history.last_id = id.0;
-        write_counter(&self.paths.last_execution_file(job), id.0)?;
         let input_json = serde_json::to_vec(&input_values).expect("a string map always serializes");
-        write_fresh(&self.paths.execution_input(job, id), &input_json)?;
         let change = StatusChange {
             timestamp: now_timestamp(),
             status: ExecutionStatus::Created,
         };
-        write_fresh(
-            &self.paths.execution_status_history(job, id),
-            format!("{}\t{}\n", change.timestamp, change.status).as_bytes(),
-        )?;
+        let history_line = format!("{}\t{}\n", change.timestamp, change.status);
+        let mut id = ExecutionId(history.last_id + 1);
+        let staged = self.staged_folders().pop();
+        match staged {
+            Some(folder) => {
+                write_fresh(&folder.join("input.json"), &input_json)?;
+                write_fresh(&folder.join("status_history.tsv"), history_line.as_bytes())?;
+                loop {
+                    let dir = self.paths.execution_dir(job, id);
+                    match fs::rename(&folder, &dir) {
+                        Ok(()) => break,
+                        // A folder left by someone else: never reuse its id.
+                        Err(err)
+                            if matches!(
+                                err.kind(),
+                                io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                            ) =>
+                        {
+                            id.0 += 1
+                        }
+                        Err(err) => return Err(io_err("move into place", &dir)(err)),
+                    }
+                }
+            }
+            None => {
+                loop {
+                    let dir = self.paths.execution_dir(job, id);
+                    match fs::create_dir(&dir) {
+                        Ok(()) => break,
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => id.0 += 1,
+                        Err(err) => return Err(io_err("create", &dir)(err)),
+                    }
+                }
+                write_fresh(&self.paths.execution_input(job, id), &input_json)?;
+                write_fresh(
+                    &self.paths.execution_status_history(job, id),
+                    history_line.as_bytes(),
+                )?;
+            }
+        }
+        history.last_id = id.0;
+        write_counter(&self.paths.last_execution_file(job), id.0)?;
         let execution = Execution {
             execution_id: id,
             status: ExecutionStatus::Created,
@@ -716,6 +809,39 @@ mod tests {
             1
         );
         assert_eq!(reread.unfinished().len(), 1);
+    }
+
+    #[test]
+    fn staged_folders_become_complete_records() {
+        let (tmp, store) = store();
+        let job = JobId::parse("j").unwrap();
+        store.stage_folders();
+        let staging = tmp.path().join("state/.staging");
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), STAGED_FOLDERS);
+        let inputs = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
+        let first = store.create(&job, inputs).unwrap();
+        let dir = tmp.path().join("state/jobs/j/executions/1");
+        assert_eq!(first.execution_id.0, 1);
+        assert_eq!(
+            fs::read_to_string(dir.join("input.json")).unwrap(),
+            r#"{"a":"b"}"#
+        );
+        assert!(
+            fs::read_to_string(dir.join("status_history.tsv"))
+                .unwrap()
+                .ends_with("\tcreated\n")
+        );
+        assert_eq!(fs::read(dir.join("logs/main.txt")).unwrap(), b"");
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), STAGED_FOLDERS - 1);
+        // A folder someone else made at the next id is skipped, not replaced.
+        fs::create_dir_all(tmp.path().join("state/jobs/j/executions/2/logs")).unwrap();
+        assert_eq!(
+            store.create(&job, BTreeMap::new()).unwrap().execution_id.0,
+            3
+        );
+        // Unused staged folders do not outlive the daemon that staged them.
+        Store::new(Paths::new(tmp.path().to_owned()));
+        assert!(!staging.exists());
     }
 
     #[test]

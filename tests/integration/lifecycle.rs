@@ -270,11 +270,9 @@ async fn a_cancelled_queued_execution_never_starts() {
 
     // The later execution has finished, so the cancelled one had every chance to start.
     assert!(!daemon.path().join(format!("ran-{first}")).exists());
-    assert!(
-        !exec_dir(&daemon, "marker", first)
-            .join("logs/main.txt")
-            .exists()
-    );
+    // Its log (made with the record) stayed empty.
+    let log = exec_dir(&daemon, "marker", first).join("logs/main.txt");
+    assert!(fs::read(&log).map(|bytes| bytes.is_empty()).unwrap_or(true));
     assert!(!exec_dir(&daemon, "marker", first).join("pid").exists());
     let after = daemon.client().execution("marker", first).await.unwrap();
     assert_eq!(after, cancelled);
