@@ -25,12 +25,6 @@ pub const EXIT_USAGE: u8 = 2;
 /// Interrupted with Ctrl-C while following, or the followed execution was cancelled.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// `logs` without `--follow` on a running execution prints what the daemon sends
-/// until it pauses this long: the daemon sends everything already written at
-/// once, then waits for more.
-const SNAPSHOT_IDLE: Duration = Duration::from_millis(250);
-/// The same pause, for the first bytes (the daemon must open the file first).
-const SNAPSHOT_FIRST: Duration = Duration::from_secs(2);
 /// How long to wait before asking for the rest of a log whose stream ended
 /// while the execution still ran (the daemon restarting, say).
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
@@ -132,8 +126,7 @@ pub enum Command {
     /// Print an execution's log; with --follow, keep printing until it ends.
     ///
     /// Without --follow, a running execution's log is printed as far as it is
-    /// written now: the client reads what the daemon sends until the daemon pauses
-    /// (it sends everything already on disk at once, then waits for more).
+    /// written now, and the command returns at once.
     #[command(
         after_help = "Examples:\n  servitor logs backups/db            # the latest execution's log so far\n  servitor logs backups/db 7 --follow"
     )]
@@ -741,27 +734,9 @@ async fn logs(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
             Followed::Interrupted => stopped_following(job, exec),
         });
     }
-    let execution = checked(client, job, client.execution(job, exec).await).await?;
-    if execution.status == ExecutionStatus::Created {
-        // Queued: nothing has been written yet.
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut stream = checked(client, job, client.log_stream(job, exec, 0).await).await?;
-    if execution.status.is_finished() {
-        while let Some(bytes) = stream.next_chunk().await? {
-            write_stdout(&bytes)?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Still queued or running: the stream would stay open, so take what the
-    // daemon sends before it pauses; that is everything written so far.
-    let mut wait = SNAPSHOT_FIRST;
-    while let Ok(chunk) = tokio::time::timeout(wait, stream.next_chunk()).await {
-        match chunk? {
-            Some(bytes) => write_stdout(&bytes)?,
-            None => break,
-        }
-        wait = SNAPSHOT_IDLE;
+    let mut stream = checked(client, job, client.log_so_far(job, exec).await).await?;
+    while let Some(bytes) = stream.next_chunk().await? {
+        write_stdout(&bytes)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -239,18 +239,40 @@ impl Client {
         exec: ExecutionId,
         offset: u64,
     ) -> Result<Response<Incoming>, ClientError> {
+        self.log_request(job, exec, offset, true).await
+    }
+
+    /// The log as written so far, without waiting for a running execution.
+    pub async fn log_so_far(
+        &self,
+        job: &str,
+        exec: ExecutionId,
+    ) -> Result<ByteStream, ClientError> {
+        Ok(ByteStream {
+            body: self.log_request(job, exec, 0, false).await?.into_body(),
+        })
+    }
+
+    async fn log_request(
+        &self,
+        job: &str,
+        exec: ExecutionId,
+        offset: u64,
+        follow: bool,
+    ) -> Result<Response<Incoming>, ClientError> {
         let exec = exec.to_string();
         let offset = offset.to_string();
+        let mut params = vec![
+            ("job_id", job),
+            ("execution_id", &exec),
+            ("offset", &offset),
+        ];
+        if !follow {
+            params.push(("follow", "false"));
+        }
         self.send(
             Method::GET,
-            &api_path(
-                "/api/jobs/executions/logs/get",
-                &[
-                    ("job_id", job),
-                    ("execution_id", &exec),
-                    ("offset", &offset),
-                ],
-            ),
+            &api_path("/api/jobs/executions/logs/get", &params),
         )
         .await
     }

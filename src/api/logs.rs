@@ -39,10 +39,12 @@ pub async fn get(
     let job = known_job(&app, params.required("job_id")?).await?;
     let exec = params.execution_id("execution_id")?;
     let offset = params.optional_number("offset")?.unwrap_or(0);
+    // `follow=false`: what is written now, without waiting for the rest.
+    let follow = params.optional_bool("follow")?.unwrap_or(true);
     // 404 for an execution that does not exist, before any body is sent.
     app.store.get(&job, exec)?;
     let (sender, receiver) = mpsc::channel(2);
-    tokio::spawn(stream_log(app, job, exec, offset, sender));
+    tokio::spawn(stream_log(app, job, exec, offset, follow, sender));
     let body = Body::from_stream(futures_util::stream::unfold(
         receiver,
         |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
@@ -68,6 +70,7 @@ async fn stream_log(
     job: JobId,
     exec: ExecutionId,
     mut position: u64,
+    follow: bool,
     sender: mpsc::Sender<Chunk>,
 ) {
     let path = app.paths.execution_log(&job, exec);
@@ -75,10 +78,11 @@ async fn stream_log(
     let mut file = None;
     let mut watch = None;
     loop {
-        let finished = match app.store.get(&job, exec) {
-            Ok(execution) => execution.status.is_finished(),
-            Err(_) => true,
-        };
+        let finished = !follow
+            || match app.store.get(&job, exec) {
+                Ok(execution) => execution.status.is_finished(),
+                Err(_) => true,
+            };
         if file.is_none() {
             file = std::fs::File::open(&path).ok().map(Arc::new);
             if file.is_some() && !finished {

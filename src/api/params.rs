@@ -79,6 +79,18 @@ impl Params {
         }
     }
 
+    /// A yes/no parameter: `true`/`1`/`yes` or `false`/`0`/`no`.
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.optional(name) {
+            None | Some("") => Ok(None),
+            Some("true" | "1" | "yes") => Ok(Some(true)),
+            Some("false" | "0" | "no") => Ok(Some(false)),
+            Some(raw) => Err(ApiError::BadRequest(format!(
+                "parameter {name} must be true or false, got {raw:?}"
+            ))),
+        }
+    }
+
     /// The `input_value_NAME` pairs, as (NAME, value).
     pub fn input_values(&self) -> Vec<(String, String)> {
         self.0

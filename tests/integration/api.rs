@@ -290,6 +290,24 @@ async fn a_log_stream_follows_a_running_execution_until_it_ends() {
     }
     let now = daemon.client().execution("slow", exec).await.unwrap();
     assert_eq!(now.status, ExecutionStatus::Running);
+    // follow=false answers what is written so far and closes, while it runs.
+    let so_far = daemon.client().log_so_far("slow", exec).await.unwrap();
+    let mut so_far_bytes = Vec::new();
+    let mut so_far = so_far;
+    while let Some(chunk) = tokio::time::timeout(TIMEOUT, so_far.next_chunk())
+        .await
+        .expect("follow=false closes at once")
+        .unwrap()
+    {
+        so_far_bytes.extend_from_slice(&chunk);
+    }
+    assert_eq!(so_far_bytes, b"first\n");
+    let (status, message) = get(
+        &daemon,
+        "GET",
+        &format!("/api/jobs/executions/logs/get?job_id=slow&execution_id={exec}&follow=maybe"),
+    );
+    assert_eq!(status, 400, "{message}");
     fs::write(daemon.path().join("next"), "").unwrap();
     let rest = tokio::time::timeout(TIMEOUT, body.collect())
         .await
