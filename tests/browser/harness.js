@@ -236,13 +236,12 @@ export async function waitForText(page, selector, expected, timeout = TIMEOUT) {
 }
 
 // A reverse proxy serving the daemon under `prefix` (like "/servitor/"), as a
-// web server in front of it would. With `dropFirstLog`, the first log stream
-// is cut after its first chunk, as a flaky network would.
-// `seen` lists the URLs asked for.
-export async function startProxy(t, daemon, prefix, { dropFirstLog = false } = {}) {
+// web server in front of it would. `dropLogStreams()` cuts the log streams
+// open at that moment, as a flaky network would. `seen` lists the URLs asked for.
+export async function startProxy(t, daemon, prefix) {
   const seen = [];
   const eventStreams = new Set();
-  let dropped = false;
+  const logStreams = new Set();
   const server = http.createServer((req, res) => {
     seen.push(req.url);
     if (!req.url.startsWith(prefix)) {
@@ -253,15 +252,9 @@ export async function startProxy(t, daemon, prefix, { dropFirstLog = false } = {
     const upstream = http.request(target, { method: req.method, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode, answer.headers);
       res.flushHeaders();
-      if (dropFirstLog && !dropped && req.url.includes('/logs/get')) {
-        answer.once('data', (chunk) => {
-          dropped = true;
-          res.write(chunk, () => {
-            res.destroy();
-            answer.destroy();
-          });
-        });
-        return;
+      if (req.url.includes('/logs/get')) {
+        logStreams.add(res);
+        res.on('close', () => logStreams.delete(res));
       }
       if (req.url.includes('/api/events')) {
         eventStreams.add(res);
@@ -283,6 +276,12 @@ export async function startProxy(t, daemon, prefix, { dropFirstLog = false } = {
     // Cuts every open event stream, as a restarting proxy would.
     dropEventStreams() {
       for (const res of eventStreams) res.destroy();
+    },
+    // Cuts every open log stream; returns how many there were.
+    dropLogStreams() {
+      const count = logStreams.size;
+      for (const res of logStreams) res.destroy();
+      return count;
     },
   };
 }
