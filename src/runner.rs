@@ -140,7 +140,6 @@ impl Runner {
         // Started from here, on the request's own task: no hop through another
         // task before the child is spawned.
         self.inner.dispatch();
-        self.inner.restage();
         Ok(execution)
     }
 
@@ -367,6 +366,9 @@ impl Inner {
         self.running_count.send_replace(state.running.len());
         drop(state);
         self.dispatch();
+        // Staged now rather than on trigger, so building folders never competes
+        // with starting an execution.
+        self.restage();
     }
 
     #[tracing::instrument(skip_all, fields(job = %job, execution = %exec))]
