@@ -200,15 +200,10 @@ impl Runner {
             let exec = execution.execution_id;
             match execution.status {
                 ExecutionStatus::Created if execution.status_history.is_empty() => {
-                    self.inner.finish(
+                    self.inner.fail_unsettled(
                         &job,
                         exec,
-                        ExecutionStatus::Failure,
-                        Some(ExecutionResult {
-                            exit_code: -1,
-                            message: "servitor stopped before this execution was fully recorded"
-                                .to_owned(),
-                        }),
+                        "servitor stopped before this execution was fully recorded",
                     );
                 }
                 ExecutionStatus::Created => queued.push((job, exec)),
@@ -219,14 +214,10 @@ impl Runner {
                     }
                     _ => {
                         tracing::warn!(job = %job, execution = %exec, "execution was running when servitor stopped; marking it failed");
-                        self.inner.finish(
+                        self.inner.fail_unsettled(
                             &job,
                             exec,
-                            ExecutionStatus::Failure,
-                            Some(ExecutionResult {
-                                exit_code: -1,
-                                message: "servitor stopped while this execution ran, and its processes are gone".to_owned(),
-                            }),
+                            "servitor stopped while this execution ran, and its processes are gone",
                         );
                     }
                 },
@@ -309,6 +300,15 @@ impl Inner {
             execution.execution_id,
             execution.status,
         ));
+    }
+
+    /// Ends an execution a previous daemon left unsettled as a failure, exit code -1.
+    fn fail_unsettled(&self, job: &JobId, exec: ExecutionId, message: &str) {
+        let result = ExecutionResult {
+            exit_code: -1,
+            message: message.to_owned(),
+        };
+        self.finish(job, exec, ExecutionStatus::Failure, Some(result));
     }
 
     /// Builds execution folders ahead of time, off the request's path.
