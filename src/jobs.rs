@@ -111,6 +111,8 @@ impl<'de> Deserialize<'de> for InputSpec {
 pub enum InputError {
     #[error("missing required input {0}")]
     Missing(String),
+    #[error("input {0} must not contain a NUL byte")]
+    NulByte(String),
     #[error("input {name} must be one of {choices:?}, got {value:?}")]
     NotAChoice {
         name: String,
@@ -182,6 +184,10 @@ impl InputSpec {
             };
             if input.required && value.is_empty() {
                 return Err(InputError::Missing(name.clone()));
+            }
+            // Values become environment variables, which cannot hold NUL.
+            if value.contains('\0') {
+                return Err(InputError::NulByte(name.clone()));
             }
             if let Some(choices) = &input.choices {
                 if !choices.contains(&value) {
@@ -564,6 +570,10 @@ mod tests {
             spec.resolve(&given(&[("who", "me"), ("size", "xl")])),
             Err(InputError::NotAChoice { .. })
         ));
+        assert_eq!(
+            spec.resolve(&given(&[("who", "a\0b")])),
+            Err(InputError::NulByte("who".into()))
+        );
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(InputSpec::parse(&json).unwrap(), spec);
     }

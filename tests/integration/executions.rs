@@ -131,6 +131,12 @@ async fn inputs_are_validated_defaulted_and_unknown_names_ignored() {
         .unwrap_err();
     assert_eq!(bad_choice.status().map(|s| s.as_u16()), Some(400));
     assert!(bad_choice.to_string().contains("size"), "{bad_choice}");
+    let nul = client
+        .run("greet", &pairs(&[("name", "a\0b")]))
+        .await
+        .unwrap_err();
+    assert_eq!(nul.status().map(|s| s.as_u16()), Some(400));
+    assert_eq!(nul.to_string(), "input name must not contain a NUL byte");
     // Nothing was created by the refused triggers.
     assert!(!daemon.path().join("state/jobs/greet").exists());
 
