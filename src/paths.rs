@@ -49,10 +49,6 @@ impl Paths {
         self.job_dir(job).join("run")
     }
 
-    pub fn job_input_spec(&self, job: &JobId) -> PathBuf {
-        self.job_dir(job).join("run.input.json")
-    }
-
     /// servitor's own: execution folders built ahead of time (see `Store`).
     pub fn staging_dir(&self) -> PathBuf {
         self.state_dir().join(".staging")

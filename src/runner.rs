@@ -59,9 +59,8 @@ pub enum CancelError {
 
 type Key = (JobId, ExecutionId);
 
+/// A running execution, as far as others need to reach it: to cancel it.
 struct Active {
-    /// The process group, once the child is started (or when adopted).
-    pgid: Option<i32>,
     cancel: CancellationToken,
 }
 
@@ -278,13 +277,6 @@ impl Runner {
             }
         }
     }
-
-    /// True while the execution is queued or running in this daemon.
-    pub fn is_active(&self, job: &JobId, exec: ExecutionId) -> bool {
-        let key = (job.clone(), exec);
-        let state = self.inner.lock();
-        state.running.contains_key(&key) || state.queue.contains(&key)
-    }
 }
 
 impl Inner {
@@ -330,7 +322,6 @@ impl Inner {
             state.running.insert(
                 key.clone(),
                 Active {
-                    pgid: None,
                     cancel: cancel.clone(),
                 },
             );
@@ -425,9 +416,6 @@ impl Inner {
         };
         if let Err(err) = self.store.write_pid(job, exec, record) {
             tracing::warn!(error = %err, "could not write pid file; a restart could not adopt this execution");
-        }
-        if let Some(active) = self.lock().running.get_mut(&(job.clone(), exec)) {
-            active.pgid = Some(pid);
         }
         let exit = tokio::select! {
             exit = child.wait() => exit,
@@ -545,7 +533,6 @@ impl Inner {
             state.running.insert(
                 (job.clone(), exec),
                 Active {
-                    pgid: Some(record.pid),
                     cancel: cancel.clone(),
                 },
             );
